@@ -1,0 +1,58 @@
+# lr-suite: `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+LRSUITE := $(BIN)/lrsuite
+DOMAINS := image_classification medical_segmentation sentiment translation
+OUTPUT ?= runs
+ARGS ?=
+PYTEST_ARGS ?=
+TB_PORT ?= 6006
+TRAIN := $(addprefix train-,$(DOMAINS))
+LRFIND := $(addprefix lr-find-,$(DOMAINS))
+export KERAS_BACKEND := tensorflow
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint format tensorboard clean $(TRAIN) $(LRFIND)
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z$$()%_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  sed -e 's/^$$(TRAIN)/train-<domain>/' -e 's/^$$(LRFIND)/lr-find-<domain>/' | \
+	  awk 'BEGIN{FS=":.*## "}{printf "  %-24s %s\n",$$1,$$2}'
+	@echo "  domains: $(DOMAINS)"
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(BIN)/activate
+
+install: $(BIN)/activate ## Create the virtualenv ($(VENV)) and install the suite with dev tools
+
+test: install ## Run the tests (real-data tests need LRSUITE_SHARED_DATA)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install ## Check style with ruff
+	$(BIN)/ruff check common domains tests bench
+
+format: install ## Fix what ruff can fix
+	$(BIN)/ruff check --fix common domains tests bench
+
+$(TRAIN): train-%: install ## Train a domain: make train-sentiment ARGS="--lr 3e-4 --epochs 3"
+	$(LRSUITE) train $* --output $(OUTPUT) $(ARGS)
+
+$(LRFIND): lr-find-%: install ## LR range test: make lr-find-sentiment ARGS="--data DIR"
+	$(LRSUITE) lr-find $* --output $(OUTPUT) $(ARGS)
+
+train-% lr-find-%:
+	$(error Unknown domain '$*'. Expected one of: $(DOMAINS))
+
+tensorboard: install ## Serve $(OUTPUT)/ in TensorBoard on 127.0.0.1:$(TB_PORT)
+	@mkdir -p $(OUTPUT)
+	@echo "TensorBoard: http://127.0.0.1:$(TB_PORT)/"
+	$(BIN)/tensorboard --logdir $(OUTPUT) --host 127.0.0.1 --port $(TB_PORT)
+
+clean: ## Remove caches (runs/ is kept: it holds your results)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Shared, domain-free code of lr-suite: config, schedules, optimizers, callbacks, runs."""

@@ -1,0 +1,302 @@
+"""Callbacks that make the learning rate visible: per-step rate and loss, divergence,
+update sizes and gradient norms, and a summary that survives a crash.
+
+Keras hands `on_train_batch_end` the epoch's running mean of the loss, not the batch's
+own loss (keras-team/keras#17167). `StepRecorder` recovers each batch's loss from two
+consecutive running means: with equal batch weights, `loss_i = (i + 1) * m_i - i * m_{i-1}`.
+The suite's training pipelines drop the last partial batch, so the weights are equal and
+the recovery is exact up to float rounding.
+
+All callbacks create writers and files in `on_train_begin`, never in `__init__`, so
+they survive `copy.deepcopy` (Keras Tuner copies callbacks per trial).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+
+STEP_FIELDS = ("step", "epoch", "learning_rate", "loss")
+
+
+def current_learning_rate(optimizer) -> float:
+    """The rate the optimizer applies at its current step (schedules included)."""
+    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
+def recover_batch_loss(running_mean: float, previous_mean: float | None, index: int) -> float:
+    """The loss of batch `index` (0-based in its epoch) from Keras's running means."""
+    if index == 0 or previous_mean is None:
+        return running_mean
+    return (index + 1) * running_mean - index * previous_mean
+
+
+class StepRecorder(keras.callbacks.Callback):
+    """Records, for every training step, the learning rate and the batch's own loss.
+
+    Writes `batch_learning_rate` and `batch_loss` to TensorBoard every `log_every`
+    steps (0: never) and appends rows to `csv_path` at each epoch end.
+
+    Attributes:
+        steps, learning_rates, losses: one entry per training step so far.
+    """
+
+    def __init__(self, log_dir: Path | None = None, csv_path: Path | None = None,
+                 log_every: int = 10):
+        super().__init__()
+        self.log_dir = log_dir
+        self.csv_path = csv_path
+        self.log_every = log_every
+        self.steps: list[int] = []
+        self.epochs: list[int] = []
+        self.learning_rates: list[float] = []
+        self.losses: list[float] = []
+        self._writer = None
+        self._previous_mean: float | None = None
+        self._epoch = 0
+        self._flushed = 0
+        self._next_step = 0
+        self._rate = math.nan
+
+    def load_previous(self, rows: list[dict[str, str]]) -> None:
+        """Carry the steps of an interrupted run into this one (for --resume)."""
+        for row in rows:
+            self.steps.append(int(row["step"]))
+            self.epochs.append(int(row["epoch"]))
+            self.learning_rates.append(float(row["learning_rate"]))
+            self.losses.append(float(row["loss"]))
+        self._flushed = len(self.steps)
+
+    def on_train_begin(self, logs=None):
+        self._next_step = int(self.model.optimizer.iterations.numpy())
+        if self.log_dir is not None and self.log_every:
+            import tensorflow as tf
+
+            self._writer = tf.summary.create_file_writer(str(self.log_dir))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        self._previous_mean = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Read before the step: after it, the optimizer already reports the next rate.
+        self._rate = current_learning_rate(self.model.optimizer)
+
+    def on_train_batch_end(self, batch, logs=None):
+        mean = float((logs or {}).get("loss", math.nan))
+        loss = recover_batch_loss(mean, self._previous_mean, batch)
+        self._previous_mean = mean
+        step = self._next_step
+        self._next_step += 1
+        self.steps.append(step)
+        self.epochs.append(self._epoch)
+        self.learning_rates.append(self._rate)
+        self.losses.append(loss)
+        if self._writer is not None and step % self.log_every == 0:
+            import tensorflow as tf
+
+            with self._writer.as_default(step=step):
+                tf.summary.scalar("batch_learning_rate", self._rate)
+                tf.summary.scalar("batch_loss", loss)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.flush()
+
+    def on_train_end(self, logs=None):
+        self.flush()
+        if self._writer is not None:
+            self._writer.flush()
+
+    def flush(self) -> None:
+        if self.csv_path is None or self._flushed == len(self.steps):
+            return
+        new_file = not self.csv_path.exists()
+        with self.csv_path.open("a", newline="", encoding="utf-8") as stream:
+            writer = csv.writer(stream)
+            if new_file:
+                writer.writerow(STEP_FIELDS)
+            for i in range(self._flushed, len(self.steps)):
+                writer.writerow(
+                    (self.steps[i], self.epochs[i], f"{self.learning_rates[i]:.9g}",
+                     f"{self.losses[i]:.9g}")
+                )
+        self._flushed = len(self.steps)
+
+
+class DivergenceWatch(keras.callbacks.Callback):
+    """Stops training at once when the loss diverges.
+
+    Diverged means: a batch loss that is NaN or Inf, or a smoothed loss (bias-corrected
+    moving average, `beta`) that is above `factor` times its best so far AND above its
+    starting value. The second condition keeps a loss that is tiny and noisy late in
+    training (best 0.001, now 0.005) from counting as divergence.
+
+    Attributes:
+        diverged: whether it stopped the run.
+        reason: a sentence saying why, or "".
+        step: the step at which it stopped, or None.
+    """
+
+    def __init__(self, recorder: StepRecorder, factor: float = 4.0, beta: float = 0.9,
+                 min_steps: int = 5):
+        super().__init__()
+        if factor <= 1:
+            raise ValueError(f"factor must be > 1. Received: factor={factor}")
+        self.recorder = recorder
+        self.factor = factor
+        self.beta = beta
+        self.min_steps = min_steps
+        self.reset()
+
+    def reset(self) -> None:
+        self.diverged = False
+        self.reason = ""
+        self.step: int | None = None
+        self._average = 0.0
+        self._count = 0
+        self._best = math.inf
+        self._first: float | None = None
+
+    def on_train_begin(self, logs=None):
+        self.reset()
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = self.recorder.losses[-1]
+        step = self.recorder.steps[-1]
+        if not math.isfinite(loss):
+            self._stop(step, f"the loss became {loss} at step {step}")
+            return
+        self._count += 1
+        self._average = self.beta * self._average + (1 - self.beta) * loss
+        smoothed = self._average / (1 - self.beta**self._count)
+        if self._first is None:
+            self._first = smoothed
+        if self._count >= self.min_steps:
+            if smoothed > self.factor * self._best and smoothed > self._first:
+                self._stop(
+                    step,
+                    f"the smoothed loss {smoothed:.4g} at step {step} exceeded "
+                    f"{self.factor:g}x its best ({self._best:.4g}) and its start "
+                    f"({self._first:.4g})",
+                )
+                return
+        self._best = min(self._best, smoothed)
+
+    def _stop(self, step: int, reason: str) -> None:
+        self.diverged = True
+        self.step = step
+        self.reason = reason
+        self.model.stop_training = True
+
+
+class TrainingDynamics(keras.callbacks.Callback):
+    """Every `every` steps, logs the update-to-weight ratio per layer and the global
+    gradient norm on a fixed probe batch: the quickest sign of a rate that is too high
+    (ratios near 1e-1 and up) or too low (1e-5 and below; ~1e-3 is the usual rule of thumb).
+
+    Args:
+        log_dir: TensorBoard folder for the scalars.
+        every: interval in steps (>= 1).
+        probe_batch: (x, y) used for the gradient norm, or None to skip it.
+        loss_fn: the compiled loss, for the gradient norm.
+    """
+
+    def __init__(self, log_dir: Path, every: int = 50, probe_batch=None,
+                 loss_fn: Callable | None = None):
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"every must be >= 1. Received: every={every}")
+        self.log_dir = log_dir
+        self.every = every
+        self.probe_batch = probe_batch
+        self.loss_fn = loss_fn
+        self.records: list[dict[str, float]] = []
+        self._writer = None
+        self._before: dict[str, list[np.ndarray]] | None = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+
+        self._writer = tf.summary.create_file_writer(str(self.log_dir))
+
+    def _groups(self) -> dict[str, list]:
+        groups: dict[str, list] = {}
+        for layer in self.model.layers:
+            weights = [w for w in layer.trainable_weights]
+            if weights:
+                groups[layer.name] = weights
+        return groups
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if step % self.every == 0:
+            self._before = {
+                name: [np.array(w.numpy()) for w in weights]
+                for name, weights in self._groups().items()
+            }
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._before is None:
+            return
+        step = int(self.model.optimizer.iterations.numpy()) - 1
+        record: dict[str, float] = {"step": float(step)}
+        total_update = total_weight = 0.0
+        for name, weights in self._groups().items():
+            before = self._before.get(name)
+            if before is None:
+                continue
+            update = sum(float(np.sum((w.numpy() - b) ** 2)) for w, b in zip(weights, before, strict=True))
+            norm = sum(float(np.sum(b**2)) for b in before)
+            total_update += update
+            total_weight += norm
+            record[f"update_ratio/{name}"] = math.sqrt(update) / (math.sqrt(norm) + 1e-12)
+        record["update_ratio/global"] = math.sqrt(total_update) / (math.sqrt(total_weight) + 1e-12)
+        grad_norm = self._gradient_norm()
+        if grad_norm is not None:
+            record["gradient_norm"] = grad_norm
+        self._before = None
+        self.records.append(record)
+        import tensorflow as tf
+
+        with self._writer.as_default(step=step):
+            for key, value in record.items():
+                if key != "step":
+                    tf.summary.scalar(key, value)
+
+    def _gradient_norm(self) -> float | None:
+        if self.probe_batch is None or self.loss_fn is None:
+            return None
+        import tensorflow as tf
+
+        x, y = self.probe_batch
+        with tf.GradientTape() as tape:
+            prediction = self.model(x, training=False)
+            loss = self.loss_fn(y, prediction)
+        gradients = tape.gradient(loss, self.model.trainable_weights)
+        squares = [tf.reduce_sum(tf.square(tf.cast(g, "float32"))) for g in gradients if g is not None]
+        return float(tf.sqrt(tf.add_n(squares))) if squares else None
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.flush()
+
+
+class EpochJournal(keras.callbacks.Callback):
+    """Keeps the per-epoch history and calls `on_update(history)` after every epoch,
+    so summary.json is current even if the process is killed."""
+
+    def __init__(self, on_update: Callable[[dict[str, list[float]]], None],
+                 history: dict[str, list[float]] | None = None):
+        super().__init__()
+        self.on_update = on_update
+        self.history: dict[str, list[float]] = {k: list(v) for k, v in (history or {}).items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self.on_update(self.history)

@@ -1,0 +1,175 @@
+"""`lrsuite`: train, lr-find, schedules, translate. Every command runs the one training path.
+
+Bad input prints one line `lrsuite: error: ...` and exits 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from common.cli_args import OneLineParser, add_config_flags, config_from_args  # noqa: E402
+from common.domain import domain_names, get_domain  # noqa: E402
+from common.errors import UserError  # noqa: E402
+
+COMMANDS = ("train", "lr-find", "schedules", "translate")
+USAGE = f"""lrsuite COMMAND ...
+
+commands:
+  train DOMAIN [options]        train one run (domains: {', '.join(domain_names())})
+  lr-find DOMAIN [options]      learning-rate range test: plot, curve and suggestion
+  schedules                     list the learning-rate schedules and their parameters
+  schedules plot NAME [K=V ...] write a PNG of a schedule's rate over training
+  translate --run DIR TEXT ...  translate sentences with a trained translation run
+
+'lrsuite COMMAND --help' shows the options of a command."""
+
+
+def _domain_parser(command: str, domain_name: str):
+    domain = get_domain(domain_name)
+    parser = OneLineParser(prog=f"lrsuite {command} {domain_name}",
+                           description=f"{command} the {domain_name} domain.")
+    parser.add_argument("--smoke", action="store_true",
+                        help="Use the tiny test preset (few steps) as the base config.")
+    add_config_flags(parser, domain.config_cls)
+    return domain, parser
+
+
+def _build_config(domain, parser, argv):
+    namespace = parser.parse_args(argv)
+    try:
+        return namespace, config_from_args(domain.config_cls, namespace, smoke=namespace.smoke)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+
+
+def _split_domain(command: str, argv: list[str]) -> tuple[str, list[str]]:
+    if not argv or argv[0].startswith("-"):
+        if argv and argv[0] in ("-h", "--help"):
+            print(f"usage: lrsuite {command} DOMAIN [options]\n"
+                  f"domains: {', '.join(domain_names())}\n"
+                  f"'lrsuite {command} DOMAIN --help' lists every option.")
+            raise SystemExit(0)
+        raise UserError(f"{command} needs a domain: one of {', '.join(domain_names())}")
+    return argv[0], argv[1:]
+
+
+def cmd_train(argv: list[str]) -> int:
+    from common.training import run_training
+
+    name, rest = _split_domain("train", argv)
+    domain, parser = _domain_parser("train", name)
+    _, cfg = _build_config(domain, parser, rest)
+    result = run_training(domain, cfg)
+    status = result.summary["status"]
+    if status == "interrupted":
+        return 130
+    return 0
+
+
+def cmd_lr_find(argv: list[str]) -> int:
+    from common.lr_finder import SUGGESTION_RULES, find_learning_rate
+    from common.runs import create_run_dir
+
+    name, rest = _split_domain("lr-find", argv)
+    domain, parser = _domain_parser("lr-find", name)
+    extra = parser.add_argument_group("range test")
+    extra.add_argument("--start-lr", type=float, default=1e-7, help="first rate (default 1e-7)")
+    extra.add_argument("--end-lr", type=float, default=10.0, help="last rate (default 10)")
+    extra.add_argument("--num-steps", type=int, default=100, help="steps in the ramp (default 100)")
+    extra.add_argument("--rule", choices=SUGGESTION_RULES, default="valley",
+                       help="suggestion used (default valley)")
+    extra.add_argument("--stop-factor", type=float, default=4.0,
+                       help="stop when the smoothed loss passes this multiple of its best")
+    namespace, cfg = _build_config(domain, parser, rest)
+    bundle = domain.load_data(cfg)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_dir = create_run_dir(Path(cfg.output) / domain.name, cfg.run_name or f"lr-find-{stamp}")
+    started = time.perf_counter()
+    result = find_learning_rate(
+        domain, cfg, bundle=bundle, out_dir=out_dir, start_lr=namespace.start_lr,
+        end_lr=namespace.end_lr, num_steps=namespace.num_steps, rule=namespace.rule,
+        stop_factor=namespace.stop_factor)
+    wall = time.perf_counter() - started
+    for rule, rate in result.suggestions.items():
+        mark = "  <- suggested" if rule == result.rule else ""
+        print(f"{rule:>9}: {rate:.3g}{mark}")
+    print(f"{len(result.losses)} steps in {wall:.1f} s"
+          f"{' (stopped at divergence)' if result.stopped_early else ''}; "
+          f"plot: {result.files['png']}")
+    print(f"train at it: lrsuite train {domain.name} --lr {result.suggestion:.3g}")
+    return 0
+
+
+def cmd_schedules(argv: list[str]) -> int:
+    from common.schedule_registry import SPECS
+
+    if not argv or argv[0] in ("list",):
+        for spec in SPECS.values():
+            print(f"{spec.name:16} {spec.summary}")
+            for param in spec.params:
+                default = param.default
+                if isinstance(default, tuple):
+                    default = ",".join(f"{v:g}" for v in default)
+                print(f"{'':18}{param.name}={default}  {param.help}")
+        print("\nUse: lrsuite train DOMAIN --schedule NAME [--warmup-epochs E] "
+              "[--schedule-arg KEY=VALUE ...]")
+        return 0
+    if argv[0] in ("-h", "--help"):
+        print("usage: lrsuite schedules [list]\n       lrsuite schedules plot NAME [KEY=VALUE ...] "
+              "[--lr R] [--epochs E] [--steps-per-epoch S] [--warmup-epochs W] [--out FILE]")
+        return 0
+    if argv[0] != "plot":
+        raise UserError(f"unknown schedules command {argv[0]!r}. Expected: list, plot")
+    from common.schedule_plot import plot_schedule_command
+
+    return plot_schedule_command(argv[1:])
+
+
+def cmd_translate(argv: list[str]) -> int:
+    parser = OneLineParser(prog="lrsuite translate",
+                           description="Translate sentences with a trained translation run.")
+    parser.add_argument("--run", required=True, help="run directory of a translation run")
+    parser.add_argument("text", nargs="+", help="sentences to translate")
+    namespace = parser.parse_args(argv)
+    run_dir = Path(namespace.run)
+    if not (run_dir / "model.keras").is_file():
+        raise UserError(f"{run_dir}: no model.keras there; pass the directory of a "
+                        "completed translation run.")
+    from domains.translation.decoding import translate_from_run
+
+    for line in translate_from_run(run_dir, namespace.text):
+        print(line)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, rest = argv[0], argv[1:]
+    handlers = {"train": cmd_train, "lr-find": cmd_lr_find, "schedules": cmd_schedules,
+                "translate": cmd_translate}
+    try:
+        if command not in handlers:
+            raise UserError(f"unknown command {command!r}. Expected one of: {', '.join(handlers)}")
+        return handlers[command](rest)
+    except UserError as error:
+        print(f"lrsuite: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("lrsuite: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as exit_request:  # argparse's --help and flag errors
+        code = exit_request.code
+        return code if isinstance(code, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""A verdict on a run's learning rate, from its recorded loss curve.
+
+The verdict is `too_high`, `too_low` or `good`, with the evidence that decided it and
+four figures that measure what seed 003's comparison table only asserts:
+
+- convergence_steps: steps until the smoothed loss first covers CONVERGED_SHARE of the
+  run's total drop (fewer is faster);
+- stability: the spread of the batch loss around its smoothed trend after warmup,
+  relative to the trend (lower is steadier);
+- overshoot: how far the smoothed loss climbed back above its best, relative to the
+  starting loss (0 when it never did);
+- final performance: the run's final objective value (passed in).
+
+Every threshold is a named constant below; tests feed crafted curves through them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+SMOOTHING_BETA = 0.9  # EMA of the batch loss, bias-corrected (as fastai's recorder)
+CONVERGED_SHARE = 0.9  # convergence = 90% of the total smoothed loss drop
+TOO_LOW_MIN_DROP = 0.05  # the smoothed loss fell by less than 5% of its start
+TOO_LOW_BELOW_SUGGESTION = 30.0  # the rate sits 30x or more below the range test's
+SPIKE_ABOVE_START = 0.5  # smoothed loss rose 50% above its start: steps too large
+REBOUND_ABOVE_BEST = 0.5  # final smoothed loss 50% above the best it reached
+OSCILLATION_SIGN_CHANGES = 0.5  # half or more of the epoch-to-epoch moves reverse
+HIGH_UPDATE_RATIO = 1e-1  # update/weight ratio per step; ~1e-3 is healthy
+LOW_UPDATE_RATIO = 1e-5
+
+
+def smooth(losses: Sequence[float], beta: float = SMOOTHING_BETA) -> np.ndarray:
+    """Bias-corrected exponential moving average; NaN/Inf entries are skipped."""
+    out = np.empty(len(losses))
+    average, count = 0.0, 0
+    for i, value in enumerate(losses):
+        if math.isfinite(value):
+            count += 1
+            average = beta * average + (1 - beta) * value
+        out[i] = average / (1 - beta**count) if count else math.nan
+    return out
+
+
+def sign_change_fraction(values: Sequence[float]) -> float:
+    """Share of consecutive moves that reverse direction (0 for a monotone curve)."""
+    moves = np.sign(np.diff(np.asarray(values, dtype=float)))
+    moves = moves[moves != 0]
+    if len(moves) < 2:
+        return 0.0
+    return float(np.mean(moves[1:] != moves[:-1]))
+
+
+def diagnose(
+    losses: Sequence[float],
+    *,
+    diverged: bool = False,
+    divergence_reason: str = "",
+    epoch_losses: Sequence[float] = (),
+    warmup_steps: int = 0,
+    learning_rate: float | None = None,
+    suggested_learning_rate: float | None = None,
+    update_ratios: Sequence[float] = (),
+    final_metric: tuple[str, float] | None = None,
+) -> dict[str, Any]:
+    """Diagnose a run from its per-step (batch) losses.
+
+    Args:
+        losses: the batch loss of every training step, in order.
+        diverged: whether the divergence watch stopped the run.
+        divergence_reason: its sentence, quoted as evidence.
+        epoch_losses: the training loss of each epoch, for the oscillation test.
+        warmup_steps: steps to leave out of the stability figure.
+        learning_rate: the run's (peak) rate, compared with the suggestion.
+        suggested_learning_rate: the range test's suggestion, if one was made.
+        update_ratios: global update/weight ratios sampled during training.
+        final_metric: (name, value) of the final objective, reported as is.
+
+    Returns:
+        {"verdict", "evidence": [...], "convergence_steps", "stability", "overshoot",
+         "loss_drop", "final_metric"}; figures are None when there are too few steps.
+    """
+    evidence: list[str] = []
+    curve = smooth(losses)
+    finite = curve[np.isfinite(curve)]
+    report: dict[str, Any] = {
+        "convergence_steps": None,
+        "stability": None,
+        "overshoot": None,
+        "loss_drop": None,
+        "final_metric": dict([final_metric]) if final_metric else None,
+        "thresholds": {
+            "too_low_min_drop": TOO_LOW_MIN_DROP,
+            "too_low_below_suggestion": TOO_LOW_BELOW_SUGGESTION,
+            "spike_above_start": SPIKE_ABOVE_START,
+            "rebound_above_best": REBOUND_ABOVE_BEST,
+            "oscillation_sign_changes": OSCILLATION_SIGN_CHANGES,
+        },
+    }
+    if diverged:
+        evidence.append(f"diverged: {divergence_reason or 'the loss became NaN or Inf'}")
+    if len(finite) >= 2:
+        start, best, final = float(finite[0]), float(np.min(finite)), float(finite[-1])
+        drop = (start - final) / abs(start) if start else 0.0
+        report["loss_drop"] = drop
+        total_drop = start - final
+        if total_drop > 0:
+            target = start - CONVERGED_SHARE * total_drop
+            reached = np.nonzero(finite <= target)[0]
+            report["convergence_steps"] = int(reached[0]) if len(reached) else None
+        running_best = np.minimum.accumulate(finite)
+        report["overshoot"] = float(np.max(finite - running_best) / abs(start)) if start else 0.0
+        raw = np.asarray(losses, dtype=float)[: len(curve)]
+        after = slice(min(warmup_steps, len(curve) - 1), None)
+        trend, noisy = curve[after], raw[after]
+        ok = np.isfinite(trend) & np.isfinite(noisy) & (np.abs(trend) > 0)
+        if ok.sum() >= 2:
+            report["stability"] = float(np.std((noisy[ok] - trend[ok]) / np.abs(trend[ok])))
+
+        skip = max(1, len(finite) // 20)  # the first steps' average is still settling
+        peak = float(np.max(finite[skip:])) if len(finite) > skip else start
+        if peak > (1 + SPIKE_ABOVE_START) * start:
+            evidence.append(
+                f"the smoothed loss rose to {peak:.4g}, over {1 + SPIKE_ABOVE_START:g}x "
+                f"its start ({start:.4g})"
+            )
+        if final > (1 + REBOUND_ABOVE_BEST) * best and best < start:
+            evidence.append(
+                f"the smoothed loss ended at {final:.4g}, {1 + REBOUND_ABOVE_BEST:g}x "
+                f"above its best ({best:.4g})"
+            )
+        if len(epoch_losses) >= 3:
+            changes = sign_change_fraction(epoch_losses)
+            rising = epoch_losses[-1] > min(epoch_losses)
+            if changes >= OSCILLATION_SIGN_CHANGES and rising:
+                evidence.append(
+                    f"the epoch loss oscillated ({changes:.0%} of moves reversed) and "
+                    "ended above its minimum"
+                )
+        too_high = bool(evidence)
+        median_ratio = float(np.median(update_ratios)) if len(update_ratios) else None
+        if not too_high and drop < TOO_LOW_MIN_DROP:
+            if median_ratio is not None and median_ratio >= HIGH_UPDATE_RATIO:
+                evidence.append(
+                    f"the loss did not fall ({drop:.1%}) while each step changed the "
+                    f"weights by {median_ratio:.2g} of their size: steps too large"
+                )
+                too_high = True
+            else:
+                evidence.append(
+                    f"the smoothed loss fell by only {drop:.1%} of its start "
+                    f"(threshold {TOO_LOW_MIN_DROP:.0%})"
+                )
+        if diverged:
+            too_high = True
+        if too_high:
+            verdict = "too_high"
+        elif evidence:
+            verdict = "too_low"
+        elif (
+            suggested_learning_rate
+            and learning_rate
+            and learning_rate * TOO_LOW_BELOW_SUGGESTION <= suggested_learning_rate
+        ):
+            verdict = "too_low"
+            evidence.append(
+                f"the rate {learning_rate:.2g} is {suggested_learning_rate / learning_rate:.0f}x "
+                f"below the range test's suggestion {suggested_learning_rate:.2g}"
+            )
+        elif median_ratio is not None and median_ratio <= LOW_UPDATE_RATIO and drop < 0.5:
+            verdict = "too_low"
+            evidence.append(
+                f"each step changed the weights by only {median_ratio:.2g} of their size"
+            )
+        else:
+            verdict = "good"
+            evidence.append(
+                f"the smoothed loss fell by {drop:.1%} without spikes, rebounds or "
+                "divergence"
+            )
+    else:
+        verdict = "too_high" if diverged else "unknown"
+        if not diverged:
+            evidence.append("too few steps to judge")
+    report["verdict"] = verdict
+    report["evidence"] = evidence
+    return report

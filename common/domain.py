@@ -1,0 +1,99 @@
+"""What a domain is, and the registry that finds one by name.
+
+A domain says only what is particular to its task: its config, how to load its data,
+its model, loss, metrics and the objective a search optimises. Training, schedules,
+callbacks, run directories, range tests, sweeps and searches live in `common/` and are
+the same for every domain. Adding a fifth domain means one folder under `domains/`
+and one line in `DOMAIN_MODULES`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from common.errors import UserError
+
+DOMAIN_MODULES = {
+    "image_classification": "domains.image_classification",
+    "medical_segmentation": "domains.medical_segmentation",
+    "sentiment": "domains.sentiment",
+    "translation": "domains.translation",
+}
+
+
+@dataclass
+class DataBundle:
+    """A domain's data, ready for `model.fit`.
+
+    Attributes:
+        train: batched training pipeline that repeats forever (the trainer passes
+            `steps_per_epoch`); batches have equal size (drop_remainder=True), which
+            keeps the per-batch loss recovery exact.
+        val: batched validation pipeline (one pass), or None.
+        test: batched test pipeline (one pass), or None.
+        train_examples: examples in one pass over the training split.
+        description: one line naming the data, for summaries and reports.
+        info: domain-specific extras (vocabularies, class names, shapes) that
+            `build_model` and `evaluate_extra` need.
+    """
+
+    train: Any
+    val: Any
+    test: Any
+    train_examples: int
+    description: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """One task of the suite.
+
+    Attributes:
+        name: the name used on the command line.
+        config_cls: the domain's frozen `TrainConfig` subclass (defaults live there).
+        load_data: config -> DataBundle; raises UserError on bad or missing data.
+        build_model: (config, bundle) -> uncompiled keras.Model.
+        loss: config -> a Keras loss.
+        metrics: config -> list of Keras metrics (names give the summary keys).
+        objective: the metric a search optimises, e.g. "val_accuracy".
+        direction: "max" or "min" for that objective.
+        evaluate_extra: optional (model, bundle, config, run_dir) -> dict of extra
+            test metrics and artefacts (BLEU, confusion matrix, overlays).
+        search_space: optional (hp, config) -> dict of config overrides for tuning.
+    """
+
+    name: str
+    config_cls: type
+    load_data: Callable[..., DataBundle]
+    build_model: Callable[..., Any]
+    loss: Callable[..., Any]
+    metrics: Callable[..., list]
+    objective: str
+    direction: str
+    evaluate_extra: Callable[..., dict] | None = None
+    search_space: Callable[..., dict] | None = None
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("max", "min"):
+            raise ValueError(
+                "direction must be 'max' or 'min'. "
+                f"Received: direction={self.direction!r}"
+            )
+
+
+def domain_names() -> list[str]:
+    return sorted(DOMAIN_MODULES)
+
+
+def get_domain(name: str) -> Domain:
+    """Import and return the domain called `name`; unknown names are a UserError."""
+    if name not in DOMAIN_MODULES:
+        raise UserError(
+            f"unknown domain {name!r}. Expected one of: {', '.join(domain_names())}"
+        )
+    module = importlib.import_module(DOMAIN_MODULES[name])
+    return module.DOMAIN

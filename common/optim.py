@@ -1,0 +1,63 @@
+"""Optimizers by name, each taking a float rate or any `LearningRateSchedule`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from common.config import OPTIMIZER_NAMES
+
+ADAMW_DEFAULT_WEIGHT_DECAY = 0.004  # Keras's own AdamW default
+
+
+def build_optimizer(
+    name: str,
+    learning_rate: Any,
+    *,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    epsilon: float = 1e-7,
+    clipnorm: float | None = None,
+) -> keras.optimizers.Optimizer:
+    """Return the Keras optimizer `name` with the given rate and main parameters.
+
+    `momentum` is SGD's momentum, RMSprop's momentum, and beta_1 for the Adam family.
+    `weight_decay` is decoupled decay (AdamW's default applies when it is 0).
+
+    Raises:
+        ValueError: unknown optimizer name.
+    """
+    common: dict[str, Any] = {"learning_rate": learning_rate}
+    if clipnorm is not None:
+        common["clipnorm"] = clipnorm
+    if weight_decay and name != "adamw":
+        common["weight_decay"] = weight_decay
+    O = keras.optimizers
+    if name == "sgd":
+        return O.SGD(**common)
+    if name == "momentum":
+        return O.SGD(momentum=momentum, **common)
+    if name == "nesterov":
+        return O.SGD(momentum=momentum, nesterov=True, **common)
+    if name == "adagrad":
+        return O.Adagrad(epsilon=epsilon, **common)
+    if name == "adadelta":
+        return O.Adadelta(epsilon=epsilon, **common)
+    if name == "rmsprop":
+        return O.RMSprop(epsilon=epsilon, **common)
+    if name == "adam":
+        return O.Adam(beta_1=momentum, epsilon=epsilon, **common)
+    if name == "adamw":
+        decay = weight_decay or ADAMW_DEFAULT_WEIGHT_DECAY
+        return O.AdamW(beta_1=momentum, epsilon=epsilon, weight_decay=decay, **common)
+    if name == "adamax":
+        return O.Adamax(beta_1=momentum, epsilon=epsilon, **common)
+    if name == "nadam":
+        return O.Nadam(beta_1=momentum, epsilon=epsilon, **common)
+    if name == "lion":
+        return O.Lion(beta_1=momentum, **common)
+    raise ValueError(
+        f"Unknown optimizer. Expected one of: {', '.join(OPTIMIZER_NAMES)}. "
+        f"Received: optimizer={name!r}"
+    )

@@ -1,0 +1,68 @@
+"""Sentiment analysis defaults: a Kim-style CNN over learned word embeddings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.config import TrainConfig, help_field
+
+MODELS = ("cnn", "bilstm")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SentimentConfig(TrainConfig):
+    domain: str = "sentiment"
+    epochs: int = 6
+    batch_size: int = 50
+    learning_rate: float | str = 1e-3
+    optimizer: str = "adam"
+    tfds_name: str = help_field("imdb_reviews", help="TFDS dataset used when --data is unset.")
+    vocab_size: int = help_field(20000, help="Vocabulary size of the TextVectorization layer.")
+    sequence_length: int = help_field(
+        0, help="Tokens kept per text (0: the 95th percentile of training lengths, max 400)."
+    )
+    model: str = help_field("cnn", help=f"Architecture: one of {', '.join(MODELS)}.")
+    embedding_dim: int = help_field(128, help="Width of the learned word embeddings.")
+    filters: int = help_field(100, help="Convolution filters per kernel size (cnn).")
+    kernel_sizes: tuple[int, ...] = help_field((3, 4, 5), help="Kernel sizes (cnn).")
+    lstm_units: int = help_field(64, help="Units per direction (bilstm).")
+    embedding_dropout: float = help_field(
+        0.0, help="Dropout of whole embedding channels (SpatialDropout1D)."
+    )
+    dropout: float = help_field(0.5, help="Dropout before the output layer.")
+    val_fraction: float = help_field(
+        0.1, help="Share of train held out for validation when there is no validation split."
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.model not in MODELS:
+            raise ValueError(
+                f"Unknown model. Expected one of: {', '.join(MODELS)}. Received: model={self.model!r}"
+            )
+        for name in ("vocab_size", "embedding_dim", "filters", "lstm_units"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1. Received: {name}={getattr(self, name)!r}")
+        if self.vocab_size < 3:
+            raise ValueError(f"vocab_size must be >= 3. Received: vocab_size={self.vocab_size}")
+        if self.sequence_length < 0:
+            raise ValueError(
+                f"sequence_length must be >= 0 (0: automatic). Received: {self.sequence_length}"
+            )
+        if not self.kernel_sizes or min(self.kernel_sizes) < 1:
+            raise ValueError(f"kernel_sizes must be >= 1. Received: {self.kernel_sizes}")
+        for name in ("dropout", "embedding_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1). Received: {name}={getattr(self, name)}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(
+                f"val_fraction must be in (0, 1). Received: val_fraction={self.val_fraction}"
+            )
+
+    @classmethod
+    def smoke(cls, **overrides):
+        values = dict(epochs=2, batch_size=8, steps_per_epoch=6, vocab_size=200,
+                      sequence_length=16, embedding_dim=8, filters=4, lstm_units=4,
+                      monitor_every=2, log_lr_every=1)
+        values.update(overrides)
+        return cls(**values)
