@@ -13,6 +13,27 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its native start-up chatter (printed to fd 2 before any
+    log level applies) sent to /dev/null, so that an error stays one line."""
+    if "tensorflow" in sys.modules:
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    import absl.logging
+
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+_import_tensorflow_quietly()
+
 from common.cli_args import OneLineParser, add_config_flags, config_from_args  # noqa: E402
 from common.domain import domain_names, get_domain  # noqa: E402
 from common.errors import UserError  # noqa: E402

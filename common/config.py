@@ -168,6 +168,7 @@ class TrainConfig:
                 f"Unknown optimizer. Expected one of: {', '.join(OPTIMIZER_NAMES)}. "
                 f"Received: optimizer={self.optimizer!r}"
             )
+        self._check_schedule()
         if not 0 <= self.momentum < 1:
             raise ValueError(
                 f"momentum must be in [0, 1). Received: momentum={self.momentum!r}"
@@ -204,6 +205,12 @@ class TrainConfig:
             raise ValueError(
                 "resume needs the name of the run to continue: add --run-name NAME."
             )
+
+    def _check_schedule(self) -> None:
+        """Name and parameter names now; values that depend on steps at build time."""
+        from common.schedule_registry import get_spec, resolve_args
+
+        resolve_args(get_spec(self.schedule), dict(self.schedule_args))
 
     @classmethod
     def smoke(cls, **overrides: Any) -> TrainConfig:

@@ -5,8 +5,8 @@ four figures that measure what seed 003's comparison table only asserts:
 
 - convergence_steps: steps until the smoothed loss first covers CONVERGED_SHARE of the
   run's total drop (fewer is faster);
-- stability: the spread of the batch loss around its smoothed trend after warmup,
-  relative to the trend (lower is steadier);
+- stability: the spread of the batch loss around its centred moving average after
+  warmup, relative to that average (lower is steadier);
 - overshoot: how far the smoothed loss climbed back above its best, relative to the
   starting loss (0 when it never did);
 - final performance: the run's final objective value (passed in).
@@ -31,6 +31,7 @@ REBOUND_ABOVE_BEST = 0.5  # final smoothed loss 50% above the best it reached
 OSCILLATION_SIGN_CHANGES = 0.5  # half or more of the epoch-to-epoch moves reverse
 HIGH_UPDATE_RATIO = 1e-1  # update/weight ratio per step; ~1e-3 is healthy
 LOW_UPDATE_RATIO = 1e-5
+STABILITY_WINDOW = 11  # steps in the centred moving average the noise is measured around
 
 
 def smooth(losses: Sequence[float], beta: float = SMOOTHING_BETA) -> np.ndarray:
@@ -43,6 +44,26 @@ def smooth(losses: Sequence[float], beta: float = SMOOTHING_BETA) -> np.ndarray:
             average = beta * average + (1 - beta) * value
         out[i] = average / (1 - beta**count) if count else math.nan
     return out
+
+
+def noise_level(losses: Sequence[float], skip: int = 0, window: int = STABILITY_WINDOW) -> float | None:
+    """Spread of the batch loss around a centred moving average, relative to it.
+
+    A centred window has no lag, so a steadily falling curve counts as calm; only the
+    step-to-step scatter counts.
+    """
+    values = np.asarray(losses, dtype=float)[skip:]
+    values = values[np.isfinite(values)]
+    window = min(window, len(values) // 2 * 2 - 1)
+    if window < 3:
+        return None
+    trend = np.convolve(values, np.ones(window) / window, mode="valid")
+    half = window // 2
+    middle = values[half: len(values) - half]
+    ok = np.abs(trend) > 0
+    if ok.sum() < 2:
+        return None
+    return float(np.std((middle[ok] - trend[ok]) / np.abs(trend[ok])))
 
 
 def sign_change_fraction(values: Sequence[float]) -> float:
@@ -113,12 +134,7 @@ def diagnose(
             report["convergence_steps"] = int(reached[0]) if len(reached) else None
         running_best = np.minimum.accumulate(finite)
         report["overshoot"] = float(np.max(finite - running_best) / abs(start)) if start else 0.0
-        raw = np.asarray(losses, dtype=float)[: len(curve)]
-        after = slice(min(warmup_steps, len(curve) - 1), None)
-        trend, noisy = curve[after], raw[after]
-        ok = np.isfinite(trend) & np.isfinite(noisy) & (np.abs(trend) > 0)
-        if ok.sum() >= 2:
-            report["stability"] = float(np.std((noisy[ok] - trend[ok]) / np.abs(trend[ok])))
+        report["stability"] = noise_level(losses, warmup_steps)
 
         skip = max(1, len(finite) // 20)  # the first steps' average is still settling
         peak = float(np.max(finite[skip:])) if len(finite) > skip else start

@@ -6,8 +6,8 @@ recorded. It stops early once the smoothed loss exceeds `stop_factor` times its 
 (the divergence rule), restores the initial weights exactly, and suggests rates by
 three known rules:
 
-- valley (default, fastai): the middle of the longest stretch over which the loss
-  keeps falling;
+- valley (default): the middle of the descent, from where the loss starts to fall to
+  its minimum (fastai's rule in spirit, made robust to a noisy start);
 - steepest: where the smoothed loss falls fastest against log(rate);
 - minimum / 10: a tenth of the rate at the lowest smoothed loss.
 
@@ -36,6 +36,19 @@ from common.schedules import RangeTestRamp
 
 SUGGESTION_RULES = ("valley", "steepest", "minimum")
 TRIM_START_SHARE = 0.1  # the first steps' smoothed loss is still settling (fastai: //10)
+SMOOTHING_WINDOW_SHARE = 1 / 15  # the moving average spans about this share of the ramp
+VALLEY_START_SHARE = 0.1  # the descent starts once 10% of the total drop is made
+SLOPE_SPAN_SHARE = 1 / 20  # the steepest slope is measured over this share of the ramp
+
+
+def smoothing_for(num_steps: int) -> float:
+    """EMA factor whose window is ~1/15 of the ramp.
+
+    fastai's fixed 0.98 averages over ~50 steps; on a 100-step ramp that lags the loss
+    by half a decade of rate, and the suggestions land far too low.
+    """
+    window = max(4.0, num_steps * SMOOTHING_WINDOW_SHARE)
+    return 1.0 - 1.0 / window
 
 
 @dataclass
@@ -88,28 +101,43 @@ class _StopOnDivergence(keras.callbacks.Callback):
 
 
 def _valley(lrs: np.ndarray, losses: np.ndarray) -> float:
-    """Middle of the longest strictly decreasing run of the (smoothed) loss."""
-    n = len(losses)
-    length = np.ones(n, dtype=int)
-    previous = np.full(n, -1)
-    for i in range(1, n):
-        for j in range(i):
-            if losses[i] < losses[j] and length[j] + 1 > length[i]:
-                length[i] = length[j] + 1
-                previous[i] = j
-    end = int(np.argmax(length))
-    start = end
-    while previous[start] >= 0:
-        start = int(previous[start])
-    # Half-way into the valley: past the flat start, short of the bottom.
-    index = start + (end - start) // 2
-    return float(lrs[index])
+    """The middle of the descent: from where the loss starts to fall to its minimum.
+
+    The descent starts at the last point before the minimum where the loss is still
+    within VALLEY_START_SHARE of the total drop from its starting level. fastai's valley
+    takes the longest decreasing subsequence instead; on a noisy flat start that
+    subsequence wanders into the flat part and the suggestion lands too low.
+    """
+    best = int(np.argmin(losses))
+    head = max(1, len(losses) // 10)
+    level = float(np.median(losses[:head]))
+    threshold = level - VALLEY_START_SHARE * (level - float(losses[best]))
+    above = np.nonzero(losses[: best + 1] >= threshold)[0]
+    start = int(above[-1]) if len(above) else 0
+    return float(lrs[(start + best) // 2])
 
 
-def suggest(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
-    """Suggested rates by each rule, from a (trimmed) smoothed range-test curve."""
+def centred_average(values: list[float], window: int) -> np.ndarray:
+    """Moving average centred on each point (shrinking at the ends): no lag."""
+    values_a = np.asarray(values, dtype=float)
+    half = window // 2
+    out = np.empty(len(values_a))
+    for i in range(len(values_a)):
+        part = values_a[max(0, i - half): i + half + 1]
+        part = part[np.isfinite(part)]
+        out[i] = part.mean() if len(part) else np.nan
+    return out
+
+
+def suggest(lrs: list[float], losses: list[float]) -> dict[str, float]:
+    """Suggested rates by each rule, from the raw batch losses of a range test.
+
+    The rules read a centred moving average of the loss: unlike the online EMA used to
+    stop the ramp, it does not lag, so a suggestion is not shifted towards lower rates.
+    """
     lrs_a = np.asarray(lrs, dtype=float)
-    loss_a = np.asarray(smoothed, dtype=float)
+    window = max(3, int(len(losses) * SMOOTHING_WINDOW_SHARE) | 1)
+    loss_a = centred_average(losses, window)
     keep = np.isfinite(loss_a)
     lrs_a, loss_a = lrs_a[keep], loss_a[keep]
     start = int(len(loss_a) * TRIM_START_SHARE)
@@ -122,7 +150,11 @@ def suggest(lrs: list[float], smoothed: list[float]) -> dict[str, float]:
     best = int(np.argmin(loss_a))
     # The loss after its minimum is the divergence, not a valley to aim for.
     upto = max(best + 1, 3)
-    slopes = np.gradient(loss_a[:upto], np.log(lrs_a[:upto]))
+    span = max(1, int(len(loss_a) * SLOPE_SPAN_SHARE))
+    logs = np.log(lrs_a[:upto])
+    ahead = np.minimum(np.arange(upto) + span, upto - 1)
+    behind = np.maximum(np.arange(upto) - span, 0)
+    slopes = (loss_a[ahead] - loss_a[behind]) / np.maximum(logs[ahead] - logs[behind], 1e-12)
     return {
         "valley": _valley(lrs_a[:upto], loss_a[:upto]),
         "steepest": float(lrs_a[int(np.argmin(slopes))]),
@@ -140,7 +172,7 @@ def range_test(
     num_steps: int = 100,
     mode: str = "exponential",
     stop_factor: float = 4.0,
-    beta: float = 0.98,
+    beta: float | None = None,
     rule: str = "valley",
 ) -> RangeTest:
     """Run the range test on `model` and leave its weights exactly as they were.
@@ -152,7 +184,7 @@ def range_test(
             optimizer, loss and metrics.
         start_lr, end_lr, num_steps, mode: the ramp (see `RangeTestRamp`).
         stop_factor: stop once the smoothed loss exceeds this multiple of its best.
-        beta: smoothing of the loss (fastai uses 0.98).
+        beta: smoothing of the loss; None picks `smoothing_for(num_steps)`.
         rule: which suggestion becomes `.suggestion`.
     """
     if rule not in SUGGESTION_RULES:
@@ -165,6 +197,7 @@ def range_test(
         ramp = RangeTestRamp(start_lr, end_lr, num_steps, mode=mode)
     except ValueError as error:
         raise UserError(f"range test: {error}") from None
+    beta = smoothing_for(num_steps) if beta is None else beta
     initial = [np.array(w) for w in model.get_weights()]
     compile_fn(model, ramp)
     recorder = StepRecorder(log_every=0)
@@ -177,7 +210,7 @@ def range_test(
         model.set_weights(initial)
     wall = time.perf_counter() - started
     smoothed = smooth(recorder.losses, beta).tolist()
-    suggestions = suggest(recorder.learning_rates, smoothed)
+    suggestions = suggest(recorder.learning_rates, recorder.losses)
     return RangeTest(
         learning_rates=recorder.learning_rates,
         losses=recorder.losses,

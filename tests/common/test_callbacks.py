@@ -1,0 +1,95 @@
+"""Per-batch loss recovery, divergence watch and training-dynamics logging."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from common.callbacks import DivergenceWatch, StepRecorder, recover_batch_loss
+from common.training import run_training
+from tests.toy_domain import TOY, ToyConfig
+
+
+def test_recover_batch_loss_inverts_a_running_mean():
+    losses = [4.0, 1.0, 3.0, 0.5]
+    means = np.cumsum(losses) / np.arange(1, 5)
+    recovered = [recover_batch_loss(means[i], means[i - 1] if i else None, i) for i in range(4)]
+    assert recovered == pytest.approx(losses)
+
+
+def test_recorder_gives_each_batch_its_own_loss_not_the_running_mean():
+    # With a zero rate the weights never move, so each batch's true loss is known.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype("float32")
+    y = (rng.normal(size=(40, 1)) * np.arange(1, 41)[:, None]).astype("float32")  # growing losses
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+    recorder = StepRecorder(log_every=0)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8, drop_remainder=True)
+    history = model.fit(data, epochs=1, verbose=0, callbacks=[recorder])
+    predictions = model.predict(x, verbose=0)
+    truth = [float(np.mean((predictions[i:i + 8] - y[i:i + 8]) ** 2)) for i in range(0, 40, 8)]
+    assert recorder.losses == pytest.approx(truth, rel=1e-4)
+    # The running mean Keras reports differs from the last batch's own loss.
+    assert history.history["loss"][-1] != pytest.approx(truth[-1], rel=1e-2)
+    assert recorder.steps == [0, 1, 2, 3, 4]
+
+
+def test_recorder_reads_the_rate_each_step_used():
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([2], [0.1, 0.01])
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    recorder = StepRecorder(log_every=0)
+    model.fit(np.ones((20, 2)), np.ones((20, 1)), batch_size=4, verbose=0, callbacks=[recorder])
+    # PiecewiseConstantDecay: steps 0..2 use 0.1, later steps 0.01.
+    assert recorder.learning_rates == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_divergence_watch_stops_a_rate_of_10_within_one_epoch(tmp_path, capsys):
+    cfg = ToyConfig(learning_rate=10.0, epochs=3, output=str(tmp_path), run_name="hot",
+                    verbose=0)
+    result = run_training(TOY, cfg)
+    summary = result.summary
+    assert summary["status"] == "diverged"
+    assert summary["steps_run"] < summary["steps_per_epoch"]  # stopped inside epoch 1
+    assert summary["diagnosis"]["verdict"] == "too_high"
+    assert "diverged" in capsys.readouterr().out
+    # What was written so far is kept: config, summary, steps and events.
+    for name in ("config.json", "summary.json", "steps.csv"):
+        assert (result.run_dir / name).is_file()
+    assert list((result.run_dir / "train").glob("events.out.tfevents.*"))
+
+
+def test_divergence_watch_ignores_a_small_noisy_loss_late_in_training():
+    recorder = StepRecorder(log_every=0)
+    watch = DivergenceWatch(recorder, factor=4.0)
+    watch.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    losses = [1.0, 0.5, 0.1, 0.01, 0.002, 0.001, 0.001, 0.01, 0.02, 0.01]
+    for step, loss in enumerate(losses):
+        recorder.steps.append(step)
+        recorder.losses.append(loss)
+        watch.on_train_batch_end(step)
+    assert not watch.diverged  # 20x its best, but far below where it started
+    recorder.steps.append(len(losses))
+    recorder.losses.append(math.nan)
+    watch.on_train_batch_end(len(losses))
+    assert watch.diverged and "nan" in watch.reason
+
+
+def test_training_dynamics_logs_update_ratios_and_gradient_norm(tmp_path):
+    cfg = ToyConfig(learning_rate=0.1, epochs=1, output=str(tmp_path), verbose=0,
+                    monitor_every=8, steps_per_epoch=16)
+    result = run_training(TOY, cfg)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(result.run_dir / "train"), size_guidance={"tensors": 0})
+    events.Reload()
+    tags = set(events.Tags()["tensors"])
+    assert {"update_ratio/global", "update_ratio/linear", "gradient_norm",
+            "batch_learning_rate", "batch_loss"} <= tags
+    ratios = [tf.make_ndarray(e.tensor_proto) for e in events.Tensors("update_ratio/global")]
+    assert len(ratios) == 2 and all(0 < float(r) < 1 for r in ratios)

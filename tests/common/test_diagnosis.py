@@ -1,0 +1,76 @@
+"""The diagnosis on crafted curves, then on real toy runs at three rates."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from common import diagnosis as D
+from common.training import run_training
+from tests.toy_domain import TOY, ToyConfig
+
+STEPS = np.arange(200)
+
+
+def test_a_clean_exponential_fall_is_good_and_converges_early():
+    losses = 0.1 + 0.9 * np.exp(-STEPS / 20)
+    report = D.diagnose(losses.tolist())
+    assert report["verdict"] == "good"
+    assert 30 < report["convergence_steps"] < 70  # 90% of the drop: ~46 steps + smoothing lag
+    assert report["overshoot"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_flat_curve_is_too_low():
+    losses = 1.0 - 0.0001 * STEPS
+    report = D.diagnose(losses.tolist())
+    assert report["verdict"] == "too_low"
+    assert report["loss_drop"] < D.TOO_LOW_MIN_DROP
+
+
+def test_a_spike_above_the_start_is_too_high():
+    losses = np.where(STEPS < 50, 1.0 - STEPS / 100, 3.0)
+    report = D.diagnose(losses.tolist())
+    assert report["verdict"] == "too_high"
+    assert any("rose to" in e for e in report["evidence"])
+
+
+def test_a_rebound_after_the_best_is_too_high():
+    losses = np.concatenate([np.linspace(1.0, 0.2, 100), np.linspace(0.2, 0.7, 100)])
+    report = D.diagnose(losses.tolist())
+    assert report["verdict"] == "too_high"
+    assert 0.35 < report["overshoot"] <= 0.5  # raw rebound 0.5, less the smoothing lag
+
+
+def test_an_oscillating_epoch_loss_that_ends_high_is_too_high():
+    losses = np.linspace(1.0, 0.6, 200)
+    report = D.diagnose(losses.tolist(), epoch_losses=[0.9, 0.6, 0.8, 0.5, 0.9, 0.7])
+    assert report["verdict"] == "too_high"
+
+
+def test_nan_is_too_high_and_keeps_the_reason():
+    report = D.diagnose([1.0, 0.9, math.nan], diverged=True, divergence_reason="the loss became nan")
+    assert report["verdict"] == "too_high"
+    assert "the loss became nan" in report["evidence"][0]
+
+
+def test_a_rate_far_below_the_range_test_suggestion_is_too_low():
+    losses = 0.1 + 0.9 * np.exp(-STEPS / 20)
+    report = D.diagnose(losses.tolist(), learning_rate=1e-4, suggested_learning_rate=1e-2)
+    assert report["verdict"] == "too_low"
+
+
+def test_stability_grows_with_noise():
+    rng = np.random.default_rng(0)
+    trend = 0.1 + 0.9 * np.exp(-STEPS / 20)
+    calm = D.diagnose((trend * (1 + 0.01 * rng.normal(size=200))).tolist())["stability"]
+    noisy = D.diagnose((trend * (1 + 0.2 * rng.normal(size=200))).tolist())["stability"]
+    assert noisy > 5 * calm
+
+
+@pytest.mark.parametrize("rate,verdict", [(1e-7, "too_low"), (0.1, "good"), (10.0, "too_high")])
+def test_real_runs_get_the_expected_verdict(tmp_path, rate, verdict):
+    cfg = ToyConfig(learning_rate=rate, epochs=2, output=str(tmp_path), verbose=0)
+    summary = run_training(TOY, cfg, announce=False).summary
+    assert summary["diagnosis"]["verdict"] == verdict, summary["diagnosis"]["evidence"]

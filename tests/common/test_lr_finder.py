@@ -1,0 +1,72 @@
+"""The range test on a convex problem: a suggestion in the known-good band, weights untouched."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from common import lr_finder
+from common.errors import UserError
+from common.seed import set_seed
+from common.training import compile_model, run_training
+from tests.toy_domain import KNOWN_GOOD_BAND, TOY, ToyConfig
+
+
+def test_range_test_suggests_a_rate_in_the_known_good_band_and_restores_weights():
+    cfg = ToyConfig()
+    set_seed(cfg.seed)
+    bundle = TOY.load_data(cfg)
+    model = TOY.build_model(cfg, bundle)
+    before = [w.copy() for w in model.get_weights()]
+    result = lr_finder.range_test(
+        model, bundle.train, compile_fn=lambda m, rate: compile_model(TOY, cfg, m, rate),
+        start_lr=1e-7, end_lr=10.0, num_steps=100)  # the CLI defaults
+    after = model.get_weights()
+    assert all(np.array_equal(b, a) for b, a in zip(before, after, strict=True))
+    low, high = KNOWN_GOOD_BAND
+    for rule in ("valley", "steepest", "minimum"):
+        assert low <= result.suggestions[rule] < high, (rule, result.suggestions)
+    assert result.stopped_early  # 10 is far past divergence: the rule must fire
+    assert result.learning_rates[-1] < 10.0
+    assert result.learning_rates == sorted(result.learning_rates)
+
+
+def test_find_learning_rate_writes_png_csv_json_and_tensorboard(tmp_path):
+    cfg = ToyConfig()
+    result = lr_finder.find_learning_rate(TOY, cfg, out_dir=tmp_path / "lr", num_steps=40,
+                                          start_lr=1e-4, end_lr=10.0)
+    files = {p.name for p in (tmp_path / "lr").iterdir()}
+    assert {"range_test.png", "range_test.csv", "range_test.json"} <= files
+    assert any(name.startswith("events.out.tfevents") for name in files)
+    data = json.loads((tmp_path / "lr" / "range_test.json").read_text())
+    assert data["suggestion"] == pytest.approx(result.suggestion)
+    png = (tmp_path / "lr" / "range_test.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_train_with_auto_rate_runs_the_range_test_first(tmp_path):
+    cfg = ToyConfig(learning_rate="auto", epochs=1, output=str(tmp_path), verbose=0)
+    summary = run_training(TOY, cfg, announce=False).summary
+    suggestion = summary["lr_find"]["suggestion"]
+    assert summary["learning_rate"] == pytest.approx(suggestion)
+    assert KNOWN_GOOD_BAND[0] <= suggestion < KNOWN_GOOD_BAND[1]
+    assert summary["status"] == "completed"
+
+
+def test_suggest_needs_enough_points():
+    with pytest.raises(UserError, match="too few steps"):
+        lr_finder.suggest([1e-3, 1e-2], [1.0, 0.5])
+
+
+def test_valley_ignores_a_noisy_flat_start():
+    rng = np.random.default_rng(0)
+    lrs = np.logspace(-6, 0, 120)
+    # Flat and noisy up to 1e-3, then a clean descent to a minimum at 1e-1.
+    flat = 5 + rng.normal(scale=1.0, size=60)
+    descent = np.linspace(5, 0.5, 40)
+    rise = np.linspace(0.5, 8, 20)
+    suggestions = lr_finder.suggest(lrs.tolist(), np.concatenate([flat, descent, rise]).tolist())
+    assert 1e-3 < suggestions["valley"] < 1e-1
+    assert suggestions["minimum"] == pytest.approx(lrs[99] / 10, rel=0.5)
