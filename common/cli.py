@@ -53,8 +53,10 @@ commands:
 
 def _domain_parser(command: str, domain_name: str):
     domain = get_domain(domain_name)
-    parser = OneLineParser(prog=f"lrsuite {command} {domain_name}",
-                           description=f"{command} the {domain_name} domain.")
+    parser = OneLineParser(
+        prog=f"lrsuite {command} {domain_name}",
+        description=f"{command} the {domain_name} domain.",
+        epilog=f"local data (--data): {domain.data_format}" if domain.data_format else None)
     parser.add_argument("--smoke", action="store_true",
                         help="Use the tiny test preset (few steps) as the base config.")
     add_config_flags(parser, domain.config_cls)

@@ -64,6 +64,8 @@ class Domain:
         evaluate_extra: optional (model, bundle, config, run_dir) -> dict of extra
             test metrics and artefacts (BLEU, confusion matrix, overlays).
         search_space: optional (hp, config) -> dict of config overrides for tuning.
+        data_format: a few lines describing the local `--data` format, shown by
+            `lrsuite train <domain> --help`.
     """
 
     name: str
@@ -76,6 +78,7 @@ class Domain:
     direction: str
     evaluate_extra: Callable[..., dict] | None = None
     search_space: Callable[..., dict] | None = None
+    data_format: str = ""
 
     def __post_init__(self) -> None:
         if self.direction not in ("max", "min"):

@@ -33,30 +33,30 @@ def build_optimizer(
         common["clipnorm"] = clipnorm
     if weight_decay and name != "adamw":
         common["weight_decay"] = weight_decay
-    O = keras.optimizers
+    opt = keras.optimizers
     if name == "sgd":
-        return O.SGD(**common)
+        return opt.SGD(**common)
     if name == "momentum":
-        return O.SGD(momentum=momentum, **common)
+        return opt.SGD(momentum=momentum, **common)
     if name == "nesterov":
-        return O.SGD(momentum=momentum, nesterov=True, **common)
+        return opt.SGD(momentum=momentum, nesterov=True, **common)
     if name == "adagrad":
-        return O.Adagrad(epsilon=epsilon, **common)
+        return opt.Adagrad(epsilon=epsilon, **common)
     if name == "adadelta":
-        return O.Adadelta(epsilon=epsilon, **common)
+        return opt.Adadelta(epsilon=epsilon, **common)
     if name == "rmsprop":
-        return O.RMSprop(epsilon=epsilon, **common)
+        return opt.RMSprop(epsilon=epsilon, **common)
     if name == "adam":
-        return O.Adam(beta_1=momentum, epsilon=epsilon, **common)
+        return opt.Adam(beta_1=momentum, epsilon=epsilon, **common)
     if name == "adamw":
         decay = weight_decay or ADAMW_DEFAULT_WEIGHT_DECAY
-        return O.AdamW(beta_1=momentum, epsilon=epsilon, weight_decay=decay, **common)
+        return opt.AdamW(beta_1=momentum, epsilon=epsilon, weight_decay=decay, **common)
     if name == "adamax":
-        return O.Adamax(beta_1=momentum, epsilon=epsilon, **common)
+        return opt.Adamax(beta_1=momentum, epsilon=epsilon, **common)
     if name == "nadam":
-        return O.Nadam(beta_1=momentum, epsilon=epsilon, **common)
+        return opt.Nadam(beta_1=momentum, epsilon=epsilon, **common)
     if name == "lion":
-        return O.Lion(beta_1=momentum, **common)
+        return opt.Lion(beta_1=momentum, **common)
     raise ValueError(
         f"Unknown optimizer. Expected one of: {', '.join(OPTIMIZER_NAMES)}. "
         f"Received: optimizer={name!r}"

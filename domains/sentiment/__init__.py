@@ -2,7 +2,7 @@
 
 from common.domain import Domain
 from domains.sentiment.config import SentimentConfig
-from domains.sentiment.data import load_data
+from domains.sentiment.data import DATA_FORMAT, load_data
 from domains.sentiment.model import build_model, loss, metrics
 from domains.sentiment.search_space import search_space
 
@@ -16,4 +16,5 @@ DOMAIN = Domain(
     objective="val_accuracy",
     direction="max",
     search_space=search_space,
+    data_format=DATA_FORMAT,
 )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from common.config import TrainConfig, help_field
 
 MODELS = ("cnn", "bilstm")
+STANDARDIZE = ("lower_and_strip_punctuation", "lower", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,6 +21,11 @@ class SentimentConfig(TrainConfig):
     vocab_size: int = help_field(20000, help="Vocabulary size of the TextVectorization layer.")
     sequence_length: int = help_field(
         0, help="Tokens kept per text (0: the 95th percentile of training lengths, max 400)."
+    )
+    standardize: str = help_field(
+        "lower_and_strip_punctuation",
+        help="Text standardisation before splitting on whitespace: "
+        "lower_and_strip_punctuation, lower (keeps '!' and '?' as tokens) or none.",
     )
     model: str = help_field("cnn", help=f"Architecture: one of {', '.join(MODELS)}.")
     embedding_dim: int = help_field(128, help="Width of the learned word embeddings.")
@@ -36,6 +42,11 @@ class SentimentConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.standardize not in STANDARDIZE:
+            raise ValueError(
+                f"Unknown standardize. Expected one of: {', '.join(STANDARDIZE)}. "
+                f"Received: standardize={self.standardize!r}"
+            )
         if self.model not in MODELS:
             raise ValueError(
                 f"Unknown model. Expected one of: {', '.join(MODELS)}. Received: model={self.model!r}"

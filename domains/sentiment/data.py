@@ -21,6 +21,12 @@ from common.data import existing_path, load_tfds, read_table
 from common.domain import DataBundle
 from common.errors import UserError
 
+DATA_FORMAT = (
+    "a folder with train.tsv and test.tsv, optionally validation.tsv (or .csv), UTF-8, "
+    "header naming the columns text and label, labels 0 (negative) / 1 (positive); TSV "
+    "unquoted, CSV with standard quoting. Without validation, val_fraction of train is "
+    "held out (stratified, seeded)."
+)
 LOCAL_HELP = "a folder with train.tsv and test.tsv (header text<TAB>label, labels 0/1)"
 SPLITS = ("train", "validation", "test")
 MAX_AUTO_LENGTH = 400
@@ -94,11 +100,13 @@ def clean_text(text: str) -> str:
     return re.sub(r"<br\s*/?>", " ", text)
 
 
-def build_vectorizer(texts: list[str], vocab_size: int, sequence_length: int):
+def build_vectorizer(texts: list[str], vocab_size: int, sequence_length: int,
+                     standardize: str = "lower_and_strip_punctuation"):
     import keras
 
     vectorizer = keras.layers.TextVectorization(
-        max_tokens=vocab_size, output_mode="int", output_sequence_length=sequence_length
+        max_tokens=vocab_size, output_mode="int", output_sequence_length=sequence_length,
+        standardize=None if standardize == "none" else standardize,
     )
     vectorizer.adapt(texts, batch_size=1024)
     return vectorizer
@@ -130,7 +138,7 @@ def load_data(cfg) -> DataBundle:
     test_texts, test_labels = splits["test"]
     train_texts = [clean_text(t) for t in train_texts]
     length = cfg.sequence_length or auto_length(train_texts)
-    vectorizer = build_vectorizer(train_texts, cfg.vocab_size, length)
+    vectorizer = build_vectorizer(train_texts, cfg.vocab_size, length, cfg.standardize)
 
     def encode(texts: list[str]) -> np.ndarray:
         return vectorizer(tf.constant([clean_text(t) for t in texts])).numpy()
