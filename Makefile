@@ -10,15 +10,17 @@ PYTEST_ARGS ?=
 TB_PORT ?= 6006
 TRAIN := $(addprefix train-,$(DOMAINS))
 LRFIND := $(addprefix lr-find-,$(DOMAINS))
+SWEEP := $(addprefix sweep-,$(DOMAINS))
 export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format tensorboard clean $(TRAIN) $(LRFIND)
+.PHONY: help install test lint format tensorboard report clean $(TRAIN) $(LRFIND) $(SWEEP)
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z$$()%_-]+:.*## ' $(MAKEFILE_LIST) | \
-	  sed -e 's/^$$(TRAIN)/train-<domain>/' -e 's/^$$(LRFIND)/lr-find-<domain>/' | \
+	  sed -e 's/^$$(TRAIN)/train-<domain>/' -e 's/^$$(LRFIND)/lr-find-<domain>/' \
+	      -e 's/^$$(SWEEP)/sweep-<domain>/' | \
 	  awk 'BEGIN{FS=":.*## "}{printf "  %-24s %s\n",$$1,$$2}'
 	@echo "  domains: $(DOMAINS)"
 
@@ -45,7 +47,13 @@ $(TRAIN): train-%: install ## Train a domain: make train-sentiment ARGS="--lr 3e
 $(LRFIND): lr-find-%: install ## LR range test: make lr-find-sentiment ARGS="--data DIR"
 	$(LRSUITE) lr-find $* --output $(OUTPUT) $(ARGS)
 
-train-% lr-find-%:
+$(SWEEP): sweep-%: install ## Rates, schedules, optimizers + report: make sweep-sentiment ARGS="--data DIR"
+	$(LRSUITE) sweep $* --output $(OUTPUT) $(ARGS)
+
+report: install ## One page with the latest sweep of every domain ($(OUTPUT)/report.html)
+	$(LRSUITE) report --output $(OUTPUT)
+
+train-% lr-find-% sweep-%:
 	$(error Unknown domain '$*'. Expected one of: $(DOMAINS))
 
 tensorboard: install ## Serve $(OUTPUT)/ in TensorBoard on 127.0.0.1:$(TB_PORT)

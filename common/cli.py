@@ -38,12 +38,13 @@ from common.cli_args import OneLineParser, add_config_flags, config_from_args  #
 from common.domain import domain_names, get_domain  # noqa: E402
 from common.errors import UserError  # noqa: E402
 
-COMMANDS = ("train", "lr-find", "schedules", "translate")
 USAGE = f"""lrsuite COMMAND ...
 
 commands:
   train DOMAIN [options]        train one run (domains: {', '.join(domain_names())})
   lr-find DOMAIN [options]      learning-rate range test: plot, curve and suggestion
+  sweep DOMAIN [options]        grid of rates, then schedules and optimizers; writes a report
+  report [--output runs]        one page with the latest sweep of every domain
   schedules                     list the learning-rate schedules and their parameters
   schedules plot NAME [K=V ...] write a PNG of a schedule's rate over training
   translate --run DIR TEXT ...  translate sentences with a trained translation run
@@ -129,6 +130,75 @@ def cmd_lr_find(argv: list[str]) -> int:
     return 0
 
 
+def cmd_sweep(argv: list[str]) -> int:
+    from common.reporting import write_sweep_report
+    from common.sweep import DEFAULT_OPTIMIZERS, DEFAULT_SCHEDULES, Sweep, log_rates
+
+    name, rest = _split_domain("sweep", argv)
+    domain, parser = _domain_parser("sweep", name)
+    extra = parser.add_argument_group("sweep")
+    extra.add_argument("--name", default=None, help="sweep name (default: a time stamp); "
+                       "re-run with the same name to resume")
+    extra.add_argument("--min-lr", type=float, default=1e-5, help="lowest rate of the grid (1e-5)")
+    extra.add_argument("--max-lr", type=float, default=1.0, help="highest rate of the grid (1)")
+    extra.add_argument("--num-rates", type=int, default=7, help="rates in the grid (7)")
+    extra.add_argument("--rates", default=None, help="explicit rates, comma-separated")
+    extra.add_argument("--schedules", default=",".join(DEFAULT_SCHEDULES),
+                       help="schedules compared at the best rate ('' for none)")
+    extra.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS),
+                       help="optimizers compared at the best rate ('' for none)")
+    extra.add_argument("--range-test-steps", type=int, default=100)
+    namespace, cfg = _build_config(domain, parser, rest)
+    if namespace.rates:
+        try:
+            rates = sorted(float(r) for r in namespace.rates.split(",") if r.strip())
+        except ValueError:
+            raise UserError(f"--rates must be numbers joined by ','. Received: {namespace.rates!r}") from None
+        if len(rates) < 2 or min(rates) <= 0:
+            raise UserError(f"--rates needs at least 2 rates > 0. Received: {namespace.rates!r}")
+    else:
+        rates = log_rates(namespace.min_lr, namespace.max_lr, namespace.num_rates)
+    schedules = tuple(x for x in namespace.schedules.split(",") if x)
+    optimizers = tuple(x for x in namespace.optimizers.split(",") if x)
+    try:  # validate every name before anything runs
+        for schedule in schedules:
+            cfg.replace(schedule=schedule, schedule_args={})
+        for optimizer in optimizers:
+            cfg.replace(optimizer=optimizer)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    sweep_name = namespace.name or time.strftime("%Y%m%d-%H%M%S")
+    sweep_dir = Path(cfg.output) / domain.name / "sweeps" / sweep_name
+    print(f"sweep directory: {sweep_dir}", flush=True)
+    Sweep(domain, cfg.replace(verbose=0), sweep_dir, rates=rates, schedules=schedules,
+          optimizers=optimizers, range_test_steps=namespace.range_test_steps).run()
+    md, page = write_sweep_report(sweep_dir)
+    print(f"report: {md}\n        {page}")
+    return 0
+
+
+def cmd_report(argv: list[str]) -> int:
+    from common.reporting import write_overview, write_sweep_report
+
+    parser = OneLineParser(prog="lrsuite report",
+                           description="Write the cross-domain report, or one sweep's report.")
+    parser.add_argument("--output", default="runs", help="runs folder (default runs/)")
+    parser.add_argument("--sweep", default=None, help="re-write the report of this sweep folder")
+    namespace = parser.parse_args(argv)
+    if namespace.sweep:
+        if not (Path(namespace.sweep) / "sweep.json").is_file():
+            raise UserError(f"{namespace.sweep}: no sweep.json there; pass a sweep folder.")
+        md, page = write_sweep_report(Path(namespace.sweep))
+    else:
+        written = write_overview(Path(namespace.output))
+        if written is None:
+            raise UserError(f"{namespace.output}: no finished sweep found; run "
+                            "'make sweep-<domain>' first.")
+        md, page = written
+    print(f"report: {md}\n        {page}")
+    return 0
+
+
 def cmd_schedules(argv: list[str]) -> int:
     from common.schedule_registry import SPECS
 
@@ -177,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = argv[0], argv[1:]
-    handlers = {"train": cmd_train, "lr-find": cmd_lr_find, "schedules": cmd_schedules,
-                "translate": cmd_translate}
+    handlers = {"train": cmd_train, "lr-find": cmd_lr_find, "sweep": cmd_sweep,
+                "report": cmd_report, "schedules": cmd_schedules, "translate": cmd_translate}
     try:
         if command not in handlers:
             raise UserError(f"unknown command {command!r}. Expected one of: {', '.join(handlers)}")

@@ -3,14 +3,16 @@
 The verdict is `too_high`, `too_low` or `good`, with the evidence that decided it and
 four figures that measure what seed 003's comparison table only asserts:
 
-- convergence_steps: steps until the smoothed loss first covers CONVERGED_SHARE of the
+- convergence_steps: steps until the loss trend first covers CONVERGED_SHARE of the
   run's total drop (fewer is faster);
 - stability: the spread of the batch loss around its centred moving average after
   warmup, relative to that average (lower is steadier);
-- overshoot: how far the smoothed loss climbed back above its best, relative to the
+- overshoot: how far the loss trend climbed back above its best, relative to the
   starting loss (0 when it never did);
 - final performance: the run's final objective value (passed in).
 
+The trend is a centred moving average of the batch loss: an EMA lags, and a lagging
+curve makes a fast, healthy fall look like a spike above its start.
 Every threshold is a named constant below; tests feed crafted curves through them.
 """
 
@@ -27,7 +29,7 @@ CONVERGED_SHARE = 0.9  # convergence = 90% of the total smoothed loss drop
 TOO_LOW_MIN_DROP = 0.05  # the smoothed loss fell by less than 5% of its start
 TOO_LOW_BELOW_SUGGESTION = 30.0  # the rate sits 30x or more below the range test's
 SPIKE_ABOVE_START = 0.5  # smoothed loss rose 50% above its start: steps too large
-REBOUND_ABOVE_BEST = 0.5  # final smoothed loss 50% above the best it reached
+REBOUND_SHARE = 0.5  # the trend climbed back over half of the drop it had made
 OSCILLATION_SIGN_CHANGES = 0.5  # half or more of the epoch-to-epoch moves reverse
 HIGH_UPDATE_RATIO = 1e-1  # update/weight ratio per step; ~1e-3 is healthy
 LOW_UPDATE_RATIO = 1e-5
@@ -44,6 +46,28 @@ def smooth(losses: Sequence[float], beta: float = SMOOTHING_BETA) -> np.ndarray:
             average = beta * average + (1 - beta) * value
         out[i] = average / (1 - beta**count) if count else math.nan
     return out
+
+
+def trend(losses: Sequence[float]) -> np.ndarray:
+    """The loss trend: a centred moving average (no lag, unlike an EMA), finite values only.
+
+    The window is STABILITY_WINDOW steps or 1/20 of the run, whichever is longer.
+    """
+    values = np.asarray(losses, dtype=float)
+    values = values[np.isfinite(values)]
+    return centred_average(values, max(STABILITY_WINDOW, len(values) // 20) | 1)
+
+
+def centred_average(values: Sequence[float], window: int) -> np.ndarray:
+    """Mean over `window` points centred on each point, shrinking at the ends."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return values
+    half = window // 2
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    lows = np.maximum(np.arange(len(values)) - half, 0)
+    highs = np.minimum(np.arange(len(values)) + half + 1, len(values))
+    return (cumulative[highs] - cumulative[lows]) / (highs - lows)
 
 
 def noise_level(losses: Sequence[float], skip: int = 0, window: int = STABILITY_WINDOW) -> float | None:
@@ -105,8 +129,7 @@ def diagnose(
          "loss_drop", "final_metric"}; figures are None when there are too few steps.
     """
     evidence: list[str] = []
-    curve = smooth(losses)
-    finite = curve[np.isfinite(curve)]
+    finite = trend(losses)
     report: dict[str, Any] = {
         "convergence_steps": None,
         "stability": None,
@@ -117,7 +140,7 @@ def diagnose(
             "too_low_min_drop": TOO_LOW_MIN_DROP,
             "too_low_below_suggestion": TOO_LOW_BELOW_SUGGESTION,
             "spike_above_start": SPIKE_ABOVE_START,
-            "rebound_above_best": REBOUND_ABOVE_BEST,
+            "rebound_share": REBOUND_SHARE,
             "oscillation_sign_changes": OSCILLATION_SIGN_CHANGES,
         },
     }
@@ -136,17 +159,17 @@ def diagnose(
         report["overshoot"] = float(np.max(finite - running_best) / abs(start)) if start else 0.0
         report["stability"] = noise_level(losses, warmup_steps)
 
-        skip = max(1, len(finite) // 20)  # the first steps' average is still settling
-        peak = float(np.max(finite[skip:])) if len(finite) > skip else start
+        peak = float(np.max(finite))
         if peak > (1 + SPIKE_ABOVE_START) * start:
             evidence.append(
-                f"the smoothed loss rose to {peak:.4g}, over {1 + SPIKE_ABOVE_START:g}x "
+                f"the loss trend rose to {peak:.4g}, over {1 + SPIKE_ABOVE_START:g}x "
                 f"its start ({start:.4g})"
             )
-        if final > (1 + REBOUND_ABOVE_BEST) * best and best < start:
+        fell = start - best
+        if fell > TOO_LOW_MIN_DROP * abs(start) and final - best > REBOUND_SHARE * fell:
             evidence.append(
-                f"the smoothed loss ended at {final:.4g}, {1 + REBOUND_ABOVE_BEST:g}x "
-                f"above its best ({best:.4g})"
+                f"the loss trend fell from {start:.4g} to {best:.4g}, then climbed back "
+                f"to {final:.4g}: over {REBOUND_SHARE:.0%} of its drop"
             )
         if len(epoch_losses) >= 3:
             changes = sign_change_fraction(epoch_losses)

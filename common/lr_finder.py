@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from common.callbacks import StepRecorder
-from common.diagnosis import smooth
+from common.diagnosis import centred_average, smooth
 from common.errors import UserError
 from common.schedules import RangeTestRamp
 
@@ -117,18 +117,6 @@ def _valley(lrs: np.ndarray, losses: np.ndarray) -> float:
     return float(lrs[(start + best) // 2])
 
 
-def centred_average(values: list[float], window: int) -> np.ndarray:
-    """Moving average centred on each point (shrinking at the ends): no lag."""
-    values_a = np.asarray(values, dtype=float)
-    half = window // 2
-    out = np.empty(len(values_a))
-    for i in range(len(values_a)):
-        part = values_a[max(0, i - half): i + half + 1]
-        part = part[np.isfinite(part)]
-        out[i] = part.mean() if len(part) else np.nan
-    return out
-
-
 def suggest(lrs: list[float], losses: list[float]) -> dict[str, float]:
     """Suggested rates by each rule, from the raw batch losses of a range test.
 
@@ -136,10 +124,10 @@ def suggest(lrs: list[float], losses: list[float]) -> dict[str, float]:
     stop the ramp, it does not lag, so a suggestion is not shifted towards lower rates.
     """
     lrs_a = np.asarray(lrs, dtype=float)
-    window = max(3, int(len(losses) * SMOOTHING_WINDOW_SHARE) | 1)
-    loss_a = centred_average(losses, window)
-    keep = np.isfinite(loss_a)
-    lrs_a, loss_a = lrs_a[keep], loss_a[keep]
+    raw = np.asarray(losses, dtype=float)
+    keep = np.isfinite(raw)
+    lrs_a = lrs_a[keep]
+    loss_a = centred_average(raw[keep], max(3, int(len(raw) * SMOOTHING_WINDOW_SHARE) | 1))
     start = int(len(loss_a) * TRIM_START_SHARE)
     lrs_a, loss_a = lrs_a[start:], loss_a[start:]
     if len(loss_a) < 3:

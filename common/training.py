@@ -117,12 +117,14 @@ def run_training(
     extra_callbacks: list | None = None,
     save_model: bool = True,
     announce: bool = True,
+    run_root: Path | None = None,
 ) -> RunResult:
     """Train `domain` with `cfg` in a new run directory and return its summary.
 
     Bad input (data, schedule) raises UserError before any directory is created. A
     diverged run stops at once and is returned with status "diverged"; Ctrl-C ends it
-    as "interrupted"; both keep everything written so far.
+    as "interrupted"; both keep everything written so far. `run_root` replaces
+    `<output>/<domain>` as the folder the run directory is made in (sweeps, searches).
     """
     set_seed(cfg.seed, cfg.deterministic)
     bundle = bundle or domain.load_data(cfg)
@@ -130,7 +132,7 @@ def run_training(
     probe_rate = cfg.learning_rate if isinstance(cfg.learning_rate, float) else 1e-3
     plan_schedule(cfg, probe_rate, steps_per_epoch)  # validate before writing anything
 
-    root = Path(cfg.output) / domain.name
+    root = run_root or Path(cfg.output) / domain.name
     if cfg.resume:
         run_dir = existing_run_dir(root, cfg.run_name)
         previous = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
