@@ -7,33 +7,35 @@ from dataclasses import dataclass
 from common.config import TrainConfig, help_field
 
 MODELS = ("cnn", "bilstm")
-STANDARDIZE = ("lower_and_strip_punctuation", "lower", "none")
+STANDARDIZE = ("lower_and_split_punctuation", "lower_and_strip_punctuation", "lower", "none")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SentimentConfig(TrainConfig):
     domain: str = "sentiment"
-    epochs: int = 6
+    epochs: int = 12
     batch_size: int = 50
-    learning_rate: float | str = 1e-3
+    learning_rate: float | str = 3e-4
     optimizer: str = "adam"
+    early_stopping: int = 2
     tfds_name: str = help_field("imdb_reviews", help="TFDS dataset used when --data is unset.")
     vocab_size: int = help_field(20000, help="Vocabulary size of the TextVectorization layer.")
     sequence_length: int = help_field(
         0, help="Tokens kept per text (0: the 95th percentile of training lengths, max 400)."
     )
     standardize: str = help_field(
-        "lower_and_strip_punctuation",
+        "lower_and_split_punctuation",
         help="Text standardisation before splitting on whitespace: "
-        "lower_and_strip_punctuation, lower (keeps '!' and '?' as tokens) or none.",
+        "lower_and_split_punctuation (punctuation becomes tokens: '!' and '?' carry "
+        "sentiment), lower_and_strip_punctuation, lower or none.",
     )
     model: str = help_field("cnn", help=f"Architecture: one of {', '.join(MODELS)}.")
     embedding_dim: int = help_field(128, help="Width of the learned word embeddings.")
     filters: int = help_field(100, help="Convolution filters per kernel size (cnn).")
-    kernel_sizes: tuple[int, ...] = help_field((3, 4, 5), help="Kernel sizes (cnn).")
+    kernel_sizes: tuple[int, ...] = help_field((1, 2, 3, 4, 5), help="Kernel sizes (cnn).")
     lstm_units: int = help_field(64, help="Units per direction (bilstm).")
     embedding_dropout: float = help_field(
-        0.0, help="Dropout of whole embedding channels (SpatialDropout1D)."
+        0.3, help="Dropout of whole embedding channels (SpatialDropout1D)."
     )
     dropout: float = help_field(0.5, help="Dropout before the output layer.")
     val_fraction: float = help_field(
@@ -72,7 +74,7 @@ class SentimentConfig(TrainConfig):
 
     @classmethod
     def smoke(cls, **overrides):
-        values = dict(epochs=2, batch_size=8, steps_per_epoch=6, vocab_size=200,
+        values = dict(epochs=2, batch_size=8, steps_per_epoch=6, vocab_size=200, early_stopping=0,
                       sequence_length=16, embedding_dim=8, filters=4, lstm_units=4,
                       monitor_every=2, log_lr_every=1)
         values.update(overrides)

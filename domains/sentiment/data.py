@@ -100,10 +100,22 @@ def clean_text(text: str) -> str:
     return re.sub(r"<br\s*/?>", " ", text)
 
 
+def lower_and_split_punctuation(texts):
+    """Lower-case and put spaces around punctuation, so that '!' or '?' are tokens of
+    their own (as in Kim's preprocessing) instead of being glued to or stripped from words."""
+    import tensorflow as tf
+
+    texts = tf.strings.lower(texts)
+    texts = tf.strings.regex_replace(texts, r"([!?.,;:()\"])", r" \1 ")
+    return tf.strings.regex_replace(texts, r"\s+", " ")
+
+
 def build_vectorizer(texts: list[str], vocab_size: int, sequence_length: int,
-                     standardize: str = "lower_and_strip_punctuation"):
+                     standardize: str = "lower_and_split_punctuation"):
     import keras
 
+    if standardize == "lower_and_split_punctuation":
+        standardize = lower_and_split_punctuation
     vectorizer = keras.layers.TextVectorization(
         max_tokens=vocab_size, output_mode="int", output_sequence_length=sequence_length,
         standardize=None if standardize == "none" else standardize,
