@@ -220,11 +220,15 @@ def run_training(
     callbacks.extend(extra_callbacks or [])
     write_json(run_dir / "summary.json", summary)
 
+    train = bundle.train
+    if previous_epochs:
+        # Same batches as an uninterrupted run: skip what the finished epochs consumed.
+        train = train.skip(previous_epochs * steps_per_epoch)
     started = time.perf_counter()
     status = "completed"
     try:
         model.fit(
-            bundle.train,
+            train,
             epochs=cfg.epochs,
             steps_per_epoch=steps_per_epoch,
             validation_data=bundle.val,
