@@ -121,6 +121,9 @@ class TrainConfig:
         help="Extra schedule parameters as KEY=VALUE (repeatable), e.g. "
         "--schedule-arg decay_rate=0.5.",
     )
+    jit_compile: str = help_field(
+        "auto", help="XLA compilation of the training step: auto (Keras decides), on, off."
+    )
     early_stopping: int = help_field(
         0, help="Stop after this many epochs without val improvement (0: off)."
     )
@@ -188,6 +191,11 @@ class TrainConfig:
             value = getattr(self, name)
             if value < 0:
                 raise ValueError(f"{name} must be >= 0. Received: {name}={value!r}")
+        if self.jit_compile not in ("auto", "on", "off"):
+            raise ValueError(
+                "jit_compile must be one of auto, on, off. "
+                f"Received: jit_compile={self.jit_compile!r}"
+            )
         if self.verbose not in (-1, 0, 1, 2):
             raise ValueError(
                 f"verbose must be -1, 0, 1 or 2. Received: verbose={self.verbose!r}"

@@ -71,7 +71,9 @@ def compile_model(domain: Domain, cfg: TrainConfig, model, learning_rate) -> Non
         epsilon=cfg.epsilon,
         clipnorm=cfg.clipnorm,
     )
-    model.compile(optimizer=optimizer, loss=domain.loss(cfg), metrics=domain.metrics(cfg))
+    jit = {"auto": "auto", "on": True, "off": False}[cfg.jit_compile]
+    model.compile(optimizer=optimizer, loss=domain.loss(cfg), metrics=domain.metrics(cfg),
+                  jit_compile=jit)
 
 
 def _verbosity(cfg: TrainConfig) -> int:
