@@ -49,7 +49,7 @@ def main() -> None:
     cfg = domain.config_cls(data=data)
     bundle = domain.load_data(cfg)
     model = domain.build_model(cfg, bundle)
-    compile_model(domain, cfg, model, cfg.learning_rate)
+    compile_model(domain, cfg, model, cfg.learning_rate, bundle)
     model.fit(bundle.train, epochs=1, steps_per_epoch=20, verbose=0)  # trace once
     timings = {"bare": [], "suite": []}
     with tempfile.TemporaryDirectory() as tmp:

@@ -28,7 +28,9 @@ SMOOTHING_BETA = 0.9  # EMA of the batch loss, bias-corrected (as fastai's recor
 CONVERGED_SHARE = 0.9  # convergence = 90% of the total smoothed loss drop
 TOO_LOW_MIN_DROP = 0.05  # the smoothed loss fell by less than 5% of its start
 TOO_LOW_BELOW_SUGGESTION = 30.0  # the rate sits 30x or more below the range test's
-SPIKE_ABOVE_START = 0.5  # smoothed loss rose 50% above its start: steps too large
+SPIKE_ABOVE_START = 0.5  # the loss trend rose 50% above the initial loss: steps too large
+SPIKE_NOISE_SIGMAS = 4.0  # ... and by more than 4x the scatter of that short average
+SPIKE_WINDOW = 5  # steps averaged when looking for a blow-up
 REBOUND_SHARE = 0.5  # the trend climbed back over half of the drop it had made
 OSCILLATION_SIGN_CHANGES = 0.5  # half or more of the epoch-to-epoch moves reverse
 HIGH_UPDATE_RATIO = 1e-1  # update/weight ratio per step; ~1e-3 is healthy
@@ -46,6 +48,30 @@ def smooth(losses: Sequence[float], beta: float = SMOOTHING_BETA) -> np.ndarray:
             average = beta * average + (1 - beta) * value
         out[i] = average / (1 - beta**count) if count else math.nan
     return out
+
+
+def spike_check(losses: Sequence[float]) -> tuple[float, float]:
+    """(peak, threshold): the peak of a short moving average of the batch loss, and the
+    level above which that peak is a blow-up rather than noise.
+
+    The peak must clear both the first batch's loss (computed before any update) and the
+    median of the first 10% of the run, each by SPIKE_ABOVE_START of itself or by
+    SPIKE_NOISE_SIGMAS times the scatter of the short average over the run's second half,
+    whichever is larger. A short window keeps a blow-up of a few steps visible in a long
+    run; the two references keep one lucky first batch, or a fast healthy fall, from
+    passing for a spike.
+    """
+    raw = np.asarray(losses, dtype=float)
+    raw = raw[np.isfinite(raw)]
+    short = centred_average(raw, SPIKE_WINDOW)
+    noise = float(np.std(short[len(short) // 2:])) if len(short) >= 4 else 0.0
+    first = float(raw[0])
+    early = float(np.median(raw[: max(1, len(raw) // 10)]))
+
+    def level(reference: float) -> float:
+        return reference + max(SPIKE_ABOVE_START * abs(reference), SPIKE_NOISE_SIGMAS * noise)
+
+    return float(np.max(short)), max(level(first), level(early))
 
 
 def trend(losses: Sequence[float]) -> np.ndarray:
@@ -159,11 +185,11 @@ def diagnose(
         report["overshoot"] = float(np.max(finite - running_best) / abs(start)) if start else 0.0
         report["stability"] = noise_level(losses, warmup_steps)
 
-        peak = float(np.max(finite))
-        if peak > (1 + SPIKE_ABOVE_START) * start:
+        peak, threshold = spike_check(losses)
+        if peak > threshold:
             evidence.append(
-                f"the loss trend rose to {peak:.4g}, over {1 + SPIKE_ABOVE_START:g}x "
-                f"its start ({start:.4g})"
+                f"the loss rose to {peak:.4g} (average of {SPIKE_WINDOW} steps), above "
+                f"{threshold:.4g}: a blow-up past the initial loss"
             )
         fell = start - best
         if fell > TOO_LOW_MIN_DROP * abs(start) and final - best > REBOUND_SHARE * fell:
@@ -190,7 +216,7 @@ def diagnose(
                 too_high = True
             else:
                 evidence.append(
-                    f"the smoothed loss fell by only {drop:.1%} of its start "
+                    f"the loss trend fell by only {drop:.1%} of its start "
                     f"(threshold {TOO_LOW_MIN_DROP:.0%})"
                 )
         if diverged:
@@ -217,7 +243,7 @@ def diagnose(
         else:
             verdict = "good"
             evidence.append(
-                f"the smoothed loss fell by {drop:.1%} without spikes, rebounds or "
+                f"the loss trend fell by {drop:.1%} without blow-ups, rebounds or "
                 "divergence"
             )
     else:

@@ -58,7 +58,8 @@ class Domain:
         load_data: config -> DataBundle; raises UserError on bad or missing data.
         build_model: (config, bundle) -> uncompiled keras.Model.
         loss: config -> a Keras loss.
-        metrics: config -> list of Keras metrics (names give the summary keys).
+        metrics: (config, bundle) -> list of Keras metrics (names give the summary
+            keys); the bundle tells, e.g., how many classes there are.
         objective: the metric a search optimises, e.g. "val_accuracy".
         direction: "max" or "min" for that objective.
         evaluate_extra: optional (model, bundle, config, run_dir) -> dict of extra

@@ -280,7 +280,7 @@ def find_learning_rate(domain, cfg, *, bundle=None, out_dir: Path, start_lr: flo
     result = range_test(
         model,
         bundle.train,
-        compile_fn=lambda m, rate: compile_model(domain, cfg, m, rate),
+        compile_fn=lambda m, rate: compile_model(domain, cfg, m, rate, bundle),
         start_lr=start_lr,
         end_lr=end_lr,
         num_steps=num_steps,

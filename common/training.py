@@ -62,7 +62,8 @@ def plan_schedule(cfg: TrainConfig, learning_rate: float, steps_per_epoch: int) 
         raise UserError(f"--schedule {cfg.schedule}: {error}") from None
 
 
-def compile_model(domain: Domain, cfg: TrainConfig, model, learning_rate) -> None:
+def compile_model(domain: Domain, cfg: TrainConfig, model, learning_rate,
+                  bundle: DataBundle | None = None) -> None:
     optimizer = build_optimizer(
         cfg.optimizer,
         learning_rate,
@@ -72,7 +73,7 @@ def compile_model(domain: Domain, cfg: TrainConfig, model, learning_rate) -> Non
         clipnorm=cfg.clipnorm,
     )
     jit = {"auto": "auto", "on": True, "off": False}[cfg.jit_compile]
-    model.compile(optimizer=optimizer, loss=domain.loss(cfg), metrics=domain.metrics(cfg),
+    model.compile(optimizer=optimizer, loss=domain.loss(cfg), metrics=domain.metrics(cfg, bundle),
                   jit_compile=jit)
 
 
@@ -163,7 +164,7 @@ def run_training(
 
     set_seed(cfg.seed, cfg.deterministic)
     model = domain.build_model(cfg, bundle)
-    compile_model(domain, cfg, model, plan.learning_rate)
+    compile_model(domain, cfg, model, plan.learning_rate, bundle)
 
     steps_csv = run_dir / "steps.csv"
     previous_epochs = len(previous.get("history", {}).get("loss", []))

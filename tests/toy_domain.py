@@ -60,7 +60,7 @@ TOY = Domain(
     load_data=load_data,
     build_model=build_model,
     loss=lambda cfg: keras.losses.MeanSquaredError(),
-    metrics=lambda cfg: [keras.metrics.MeanAbsoluteError(name="mae")],
+    metrics=lambda cfg, bundle=None: [keras.metrics.MeanAbsoluteError(name="mae")],
     objective="val_loss",
     direction="min",
 )

@@ -32,5 +32,5 @@ def loss(cfg):
     return keras.losses.BinaryCrossentropy()
 
 
-def metrics(cfg):
+def metrics(cfg, bundle=None):
     return [keras.metrics.BinaryAccuracy(name="accuracy")]

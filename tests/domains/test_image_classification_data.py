@@ -51,7 +51,7 @@ def config(data, **overrides):
 
 
 def all_pairs(dataset):
-    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset], strict=True)
     return np.concatenate(images), np.concatenate(labels)
 
 
@@ -263,7 +263,7 @@ def test_tfds_cifar10_under_mock_data(monkeypatch, tmp_path):
         images, labels = next(iter(bundle.train))
         test_batches = list(bundle.test)
         val_batches = list(bundle.val)
-    assert bundle.info["class_names"][:2] == ["airplane", "automobile"]
+    assert bundle.info["num_classes"] == 10
     assert bundle.info["image_shape"] == (32, 32, 3)
     assert images.shape == (8, 32, 32, 3) and labels.dtype == tf.int64
     assert sum(len(batch[1]) for batch in test_batches) == 20

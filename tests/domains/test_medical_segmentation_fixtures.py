@@ -93,3 +93,12 @@ def make_kvasir_zip(directory: Path, count: int = 10) -> Path:
         for path in sorted(root.rglob("*")):
             zipped.write(path, path.relative_to(staging))
     return archive
+
+
+def test_fixture_zip_is_laid_out_like_the_real_archive(tmp_path):
+    archive = make_kvasir_zip(tmp_path, count=3)
+    with zipfile.ZipFile(archive) as zipped:
+        names = sorted(zipped.namelist())
+    assert "Kvasir-SEG/kavsir_bboxes.json" in names
+    assert len([n for n in names if n.startswith("Kvasir-SEG/images/") and n.endswith(".jpg")]) == 3
+    assert len([n for n in names if n.startswith("Kvasir-SEG/masks/") and n.endswith(".jpg")]) == 3
