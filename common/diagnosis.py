@@ -33,6 +33,7 @@ SPIKE_NOISE_SIGMAS = 4.0  # ... and by more than 4x the scatter of that short av
 SPIKE_WINDOW = 5  # steps averaged when looking for a blow-up
 REBOUND_SHARE = 0.5  # the trend climbed back over half of the drop it had made
 OSCILLATION_SIGN_CHANGES = 0.5  # half or more of the epoch-to-epoch moves reverse
+OSCILLATION_MIN_SWING = 0.05  # ... and the epoch losses span 5% of the start or more
 HIGH_UPDATE_RATIO = 1e-1  # update/weight ratio per step; ~1e-3 is healthy
 LOW_UPDATE_RATIO = 1e-5
 STABILITY_WINDOW = 11  # steps in the centred moving average the noise is measured around
@@ -199,8 +200,9 @@ def diagnose(
             )
         if len(epoch_losses) >= 3:
             changes = sign_change_fraction(epoch_losses)
-            rising = epoch_losses[-1] > min(epoch_losses)
-            if changes >= OSCILLATION_SIGN_CHANGES and rising:
+            swing = (max(epoch_losses) - min(epoch_losses)) / abs(start) if start else 0.0
+            rising = epoch_losses[-1] - min(epoch_losses) > 0.25 * swing * abs(start)
+            if changes >= OSCILLATION_SIGN_CHANGES and rising and swing >= OSCILLATION_MIN_SWING:
                 evidence.append(
                     f"the epoch loss oscillated ({changes:.0%} of moves reversed) and "
                     "ended above its minimum"

@@ -15,6 +15,7 @@ an interrupted one continues from its last completed epoch, nothing is repeated.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -109,7 +110,7 @@ class Sweep:
             write_json(path, self.plan_file())
             return
         stored = read_json(path)
-        wanted = self.plan_file()
+        wanted = json.loads(json.dumps(self.plan_file()))  # tuples read back as lists
         keys = ("rates", "schedules", "optimizers")
         changed = [k for k in keys if stored.get(k) != wanted[k]]
         ignore = {"output", "run_name", "resume", "verbose"}

@@ -49,6 +49,12 @@ def test_an_oscillating_epoch_loss_that_ends_high_is_too_high():
     assert report["verdict"] == "too_high"
 
 
+def test_epoch_noise_on_a_flat_loss_is_not_oscillation():
+    losses = 0.693 + 0.005 * np.sin(STEPS)
+    report = D.diagnose(losses.tolist(), epoch_losses=[0.6942, 0.6952, 0.6948, 0.6944])
+    assert report["verdict"] == "too_low"
+
+
 def test_nan_is_too_high_and_keeps_the_reason():
     report = D.diagnose([1.0, 0.9, math.nan], diverged=True, divergence_reason="the loss became nan")
     assert report["verdict"] == "too_high"

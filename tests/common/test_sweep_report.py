@@ -100,6 +100,14 @@ def test_a_rerun_resumes_without_training_again(finished_sweep, capsys):
     assert {p: p.stat().st_mtime_ns for p in sweep.dir.glob("*/summary.json")} == stamps
 
 
+def test_an_identical_plan_with_tuples_is_accepted(tmp_path):
+    cfg = ToyConfig(output=str(tmp_path), schedule="drops",
+                    schedule_args={"at_epochs": (1.0, 2.0)})
+    first = Sweep(TOY, cfg, tmp_path / "s", rates=[0.1, 0.2], schedules=(), optimizers=())
+    first.check_plan()
+    Sweep(TOY, cfg, tmp_path / "s", rates=[0.1, 0.2], schedules=(), optimizers=()).check_plan()
+
+
 def test_a_changed_plan_is_refused(finished_sweep):
     tmp_path, sweep, _ = finished_sweep
     other = make_sweep(tmp_path)

@@ -1,0 +1,108 @@
+"""Greedy decoding with a trained encoder-decoder, and translation from a run folder.
+
+The source is encoded once; the decoder then reruns on the growing target prefix and
+appends its most likely next token, until every sentence has produced [END] or the
+translation reaches `max_target_length` tokens.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from common.errors import UserError
+from domains.translation import model as _registered_layers  # noqa: F401
+from domains.translation.tokenizer import (
+    END_ID,
+    PAD_ID,
+    START_ID,
+    Encoder,
+    Vocabularies,
+    ids_to_text,
+)
+
+VOCAB_FOLDER = "vocab"
+MODEL_FILE = "model.keras"
+
+
+def greedy_decode(model: keras.Model, source_ids, max_length: int) -> np.ndarray:
+    """Translate a padded batch of source ids; returns ids after [START], 0-padded.
+
+    Args:
+        model: a model from `build_transformer` (it holds `encoder` and `decoder`).
+        source_ids: int array (batch, S), 0 for padding.
+        max_length: target length limit including [START] (max_target_length).
+
+    Returns:
+        int array (batch, <= max_length - 1): each row ends with [END] unless cut.
+    """
+    encoder, decoder = model.get_layer("encoder"), model.get_layer("decoder")
+    project = model.get_layer("logits")
+    source_ids = ops.convert_to_tensor(source_ids, dtype="int32")
+    memory = encoder(source_ids, training=False)
+    batch = ops.shape(source_ids)[0]
+    tokens = ops.full((batch, 1), START_ID, dtype="int32")
+    finished = ops.zeros((batch,), dtype="bool")
+    for _ in range(max_length - 1):
+        with warnings.catch_warnings():
+            # The first step attends over one token: Keras warns, rightly harmless.
+            warnings.filterwarnings("ignore", message="You are using a softmax over axis")
+            states = decoder([tokens, memory, source_ids], training=False)
+        logits = project(states[:, -1, :])
+        next_ids = ops.cast(ops.argmax(logits, axis=-1), "int32")
+        next_ids = ops.where(finished, PAD_ID, next_ids)
+        tokens = ops.concatenate([tokens, ops.expand_dims(next_ids, 1)], axis=1)
+        finished = ops.logical_or(finished, ops.equal(next_ids, END_ID))
+        if bool(ops.all(finished)):
+            break
+    return ops.convert_to_numpy(tokens[:, 1:])
+
+
+def translate(
+    model: keras.Model,
+    vocabularies: Vocabularies,
+    sentences: list[str],
+    batch_size: int = 128,
+) -> list[str]:
+    """Detokenised greedy translations of `sentences`, in order."""
+    encoder = Encoder(vocabularies)
+    # Batches of similar length stop decoding sooner; the order is restored at the end.
+    order = sorted(range(len(sentences)), key=lambda index: len(sentences[index]))
+    translations: list[str] = [""] * len(sentences)
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        chunk = tf.constant([sentences[index] for index in indices])
+        source_ids = encoder.source_ids(chunk).to_tensor(default_value=PAD_ID)
+        decoded = greedy_decode(model, source_ids, vocabularies.max_target_length)
+        for index, row in zip(indices, decoded, strict=True):
+            translations[index] = ids_to_text(row, vocabularies.target)
+    return translations
+
+
+def load_trained_model(run_dir: Path) -> tuple[keras.Model, Vocabularies]:
+    """The model and vocabularies a training run saved in `run_dir`."""
+    model_path = Path(run_dir) / MODEL_FILE
+    if not model_path.is_file():
+        raise UserError(
+            f"{model_path}: no trained model. Pass --run with the run directory "
+            "of a finished `lrsuite train translation`."
+        )
+    vocabularies = Vocabularies.load(Path(run_dir) / VOCAB_FOLDER)
+    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    return model, vocabularies
+
+
+def translate_from_run(run_dir: Path, sentences: list[str]) -> list[str]:
+    """`lrsuite translate --run DIR "sentence" ...`: one translation per sentence."""
+    sentences = [sentence.strip() for sentence in sentences]
+    if not sentences or not all(sentences):
+        raise UserError(
+            "translate: give at least one non-empty sentence to translate."
+        )
+    model, vocabularies = load_trained_model(Path(run_dir))
+    return translate(model, vocabularies, sentences)
