@@ -11,16 +11,17 @@ TB_PORT ?= 6006
 TRAIN := $(addprefix train-,$(DOMAINS))
 LRFIND := $(addprefix lr-find-,$(DOMAINS))
 SWEEP := $(addprefix sweep-,$(DOMAINS))
+TUNE := $(addprefix tune-,$(DOMAINS))
 export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format tensorboard report clean $(TRAIN) $(LRFIND) $(SWEEP)
+.PHONY: help install test lint format tensorboard report clean $(TRAIN) $(LRFIND) $(SWEEP) $(TUNE)
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z$$()%_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  sed -e 's/^$$(TRAIN)/train-<domain>/' -e 's/^$$(LRFIND)/lr-find-<domain>/' \
-	      -e 's/^$$(SWEEP)/sweep-<domain>/' | \
+	      -e 's/^$$(SWEEP)/sweep-<domain>/' -e 's/^$$(TUNE)/tune-<domain>/' | \
 	  awk 'BEGIN{FS=":.*## "}{printf "  %-24s %s\n",$$1,$$2}'
 	@echo "  domains: $(DOMAINS)"
 
@@ -50,10 +51,13 @@ $(LRFIND): lr-find-%: install ## LR range test: make lr-find-sentiment ARGS="--d
 $(SWEEP): sweep-%: install ## Rates, schedules, optimizers + report: make sweep-sentiment ARGS="--data DIR"
 	$(LRSUITE) sweep $* --output $(OUTPUT) $(ARGS)
 
+$(TUNE): tune-%: install ## Keras Tuner search: make tune-sentiment ARGS="--data DIR --tuner hyperband"
+	$(LRSUITE) tune $* --output $(OUTPUT) $(ARGS)
+
 report: install ## One page with the latest sweep of every domain ($(OUTPUT)/report.html)
 	$(LRSUITE) report --output $(OUTPUT)
 
-train-% lr-find-% sweep-%:
+train-% lr-find-% sweep-% tune-%:
 	$(error Unknown domain '$*'. Expected one of: $(DOMAINS))
 
 tensorboard: install ## Serve $(OUTPUT)/ in TensorBoard on 127.0.0.1:$(TB_PORT)

@@ -44,6 +44,7 @@ commands:
   train DOMAIN [options]        train one run (domains: {', '.join(domain_names())})
   lr-find DOMAIN [options]      learning-rate range test: plot, curve and suggestion
   sweep DOMAIN [options]        grid of rates, then schedules and optimizers; writes a report
+  tune DOMAIN [options]         Keras Tuner search (hyperband|random|grid|bayesian); resumable
   report [--output runs]        one page with the latest sweep of every domain
   schedules                     list the learning-rate schedules and their parameters
   schedules plot NAME [K=V ...] write a PNG of a schedule's rate over training
@@ -64,10 +65,11 @@ def _domain_parser(command: str, domain_name: str):
     return domain, parser
 
 
-def _build_config(domain, parser, argv):
+def _build_config(domain, parser, argv, base=None):
     namespace = parser.parse_args(argv)
     try:
-        return namespace, config_from_args(domain.config_cls, namespace, smoke=namespace.smoke)
+        return namespace, config_from_args(domain.config_cls, namespace, smoke=namespace.smoke,
+                                           base=base)
     except ValueError as error:
         raise UserError(str(error)) from None
 
@@ -88,7 +90,16 @@ def cmd_train(argv: list[str]) -> int:
 
     name, rest = _split_domain("train", argv)
     domain, parser = _domain_parser("train", name)
-    _, cfg = _build_config(domain, parser, rest)
+    parser.add_argument("--from-best", default=None, metavar="SEARCH_DIR",
+                        help="start from the winner of a finished 'lrsuite tune' search "
+                             "(its values and budget; flags given here go on top)")
+    known, _ = parser.parse_known_args(rest)
+    base = None
+    if known.from_best:
+        from common.tuning import config_overrides_from_best
+
+        base = config_overrides_from_best(known.from_best)
+    _, cfg = _build_config(domain, parser, rest, base=base)
     result = run_training(domain, cfg)
     status = result.summary["status"]
     if status == "interrupted":
@@ -241,6 +252,12 @@ def cmd_translate(argv: list[str]) -> int:
     return 0
 
 
+def cmd_tune(argv: list[str]) -> int:
+    from common.tune_cli import cmd_tune as run_tune
+
+    return run_tune(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -248,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": cmd_train, "lr-find": cmd_lr_find, "sweep": cmd_sweep,
-                "report": cmd_report, "schedules": cmd_schedules, "translate": cmd_translate}
+                "report": cmd_report, "schedules": cmd_schedules, "translate": cmd_translate,
+                "tune": cmd_tune}
     try:
         if command not in handlers:
             raise UserError(f"unknown command {command!r}. Expected one of: {', '.join(handlers)}")

@@ -1,0 +1,79 @@
+"""`lrsuite tune DOMAIN`: a Keras Tuner search whose trials are ordinary training runs.
+
+Distributed: run the same command three times with KERASTUNER_ORACLE_IP,
+KERASTUNER_ORACLE_PORT and KERASTUNER_TUNER_ID=chief (the oracle), tuner0, tuner1 (the
+workers that train); see `common.tuning`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from common.errors import UserError
+from common.schedule_registry import parse_assignments
+
+
+def read_space_file(path: str | None) -> dict:
+    if path is None:
+        return {}
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"{path}: --space file not found. Give a JSON file such as "
+                        '{"learning_rate": {"min": 1e-4, "max": 1e-1}}.')
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}:{error.lineno}: not valid JSON ({error.msg}).") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text; --space takes a JSON file.") from None
+
+
+def cmd_tune(argv: list[str]) -> int:
+    from common.cli import _domain_parser, _split_domain
+    from common.tuning import TUNERS, run_search
+
+    name, rest = _split_domain("tune", argv)
+    domain, parser = _domain_parser("tune", name)
+    group = parser.add_argument_group("search")
+    group.add_argument("--tuner", default="hyperband",
+                       help=f"search algorithm: {', '.join(TUNERS)} (default hyperband)")
+    group.add_argument("--max-trials", type=int, default=None,
+                       help="trials at most (default 10; hyperband: every bracket)")
+    group.add_argument("--max-epochs", type=int, default=None,
+                       help="epochs per trial; hyperband: of its longest trials "
+                       "(default: the config's --epochs)")
+    group.add_argument("--factor", type=int, default=3, help="hyperband reduction factor")
+    group.add_argument("--name", default=None,
+                       help="search folder under <output>/<domain>/tuning/ (default: the "
+                       "tuner's name); re-run the same command to resume")
+    group.add_argument("--folds", type=int, default=1,
+                       help="score each trial by K-fold cross-validation of the training "
+                       "split (K times the cost; default 1: the validation split)")
+    group.add_argument("--space", default=None, metavar="FILE",
+                       help='JSON overrides of bounds and choices, e.g. {"learning_rate": '
+                       '{"min": 1e-4, "max": 1e-2}, "optimizer": {"values": ["adam"]}}')
+    group.add_argument("--lr-range-test", action="store_true",
+                       help="search the rate from a tenth to ten times the LR range test's "
+                       "suggestion (run once, kept in the search folder)")
+    namespace = parser.parse_args(rest)
+    if namespace.tuner not in TUNERS:
+        raise UserError(f"unknown tuner {namespace.tuner!r}. Expected one of: "
+                        f"{', '.join(TUNERS)}")
+    fields = {f.name for f in dataclasses.fields(domain.config_cls)}
+    fixed = {k: v for k, v in vars(namespace).items() if k in fields}
+    if isinstance(fixed.get("schedule_args"), list):
+        try:
+            fixed["schedule_args"] = parse_assignments(fixed["schedule_args"])
+        except ValueError as error:
+            raise UserError(f"--schedule-arg: {error}") from None
+    max_trials = namespace.max_trials
+    if max_trials is None and namespace.tuner != "hyperband":
+        max_trials = 10
+    result = run_search(
+        domain, fixed=fixed, tuner=namespace.tuner, name=namespace.name,
+        max_trials=max_trials, max_epochs=namespace.max_epochs, folds=namespace.folds,
+        space=read_space_file(namespace.space), smoke=namespace.smoke,
+        factor=namespace.factor, lr_range_test=namespace.lr_range_test)
+    return 0 if result.best is not None or not result.records else 1
