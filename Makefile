@@ -16,7 +16,7 @@ export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format tensorboard report clean $(TRAIN) $(LRFIND) $(SWEEP) $(TUNE)
+.PHONY: help install test lint format tensorboard report demo clean $(TRAIN) $(LRFIND) $(SWEEP) $(TUNE)
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z$$()%_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -53,6 +53,9 @@ $(SWEEP): sweep-%: install ## Rates, schedules, optimizers + report: make sweep-
 
 $(TUNE): tune-%: install ## Keras Tuner search: make tune-sentiment ARGS="--data DIR --tuner hyperband"
 	$(LRSUITE) tune $* --output $(OUTPUT) $(ARGS)
+
+demo: install ## Short sweeps in all four domains on generated data, offline (runs/demo/report.html)
+	$(LRSUITE) demo --output $(OUTPUT)/demo
 
 report: install ## One page with the latest sweep of every domain ($(OUTPUT)/report.html)
 	$(LRSUITE) report --output $(OUTPUT)

@@ -2,7 +2,7 @@
 
 Same compiled model, same data, same batch size; the two variants alternate in one
 process (rounds x steps each), so machine noise hits both alike. Prints steps/s of each
-and their ratio (1.0 = free).
+and the ratio of their medians (1.0 = free).
 
     python bench/callback_overhead.py [--data DIR] [--rounds 3] [--steps 150]
 """
@@ -61,12 +61,14 @@ def main() -> None:
                 model.fit(bundle.train, epochs=1, steps_per_epoch=args.steps, verbose=0,
                           callbacks=callbacks)
                 timings[name].append(args.steps / (time.perf_counter() - started))
-    bare, suite = max(timings["bare"]), max(timings["suite"])
-    print(f"data: {bundle.description}")
-    print(f"bare model.fit     : {bare:8.1f} steps/s  (rounds: {', '.join(f'{v:.1f}' for v in timings['bare'])})")
-    print(f"with suite callbacks: {suite:8.1f} steps/s  (rounds: {', '.join(f'{v:.1f}' for v in timings['suite'])})")
-    print(f"ratio suite/bare   : {suite / bare:.3f}  (best round of each; monitor every {args.monitor_every} steps)")
+    import statistics
 
+    bare, suite = statistics.median(timings["bare"]), statistics.median(timings["suite"])
+    print(f"data: {bundle.description}")
+    print(f"bare model.fit      : {bare:8.1f} steps/s median  (rounds: {', '.join(f'{v:.1f}' for v in timings['bare'])})")
+    print(f"with suite callbacks: {suite:8.1f} steps/s median  (rounds: {', '.join(f'{v:.1f}' for v in timings['suite'])})")
+    print(f"ratio suite/bare    : {suite / bare:.3f}  (medians over {args.rounds} alternating rounds; "
+          f"monitor every {args.monitor_every} steps)")
 
 if __name__ == "__main__":
     main()

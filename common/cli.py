@@ -46,6 +46,7 @@ commands:
   sweep DOMAIN [options]        grid of rates, then schedules and optimizers; writes a report
   tune DOMAIN [options]         Keras Tuner search (hyperband|random|grid|bayesian); resumable
   report [--output runs]        one page with the latest sweep of every domain
+  demo [--output runs/demo]     short sweeps in every domain on generated data, offline
   schedules                     list the learning-rate schedules and their parameters
   schedules plot NAME [K=V ...] write a PNG of a schedule's rate over training
   translate --run DIR TEXT ...  translate sentences with a trained translation run
@@ -210,6 +211,21 @@ def cmd_report(argv: list[str]) -> int:
     return 0
 
 
+def cmd_demo(argv: list[str]) -> int:
+    from common.demo import run_demo
+
+    parser = OneLineParser(prog="lrsuite demo",
+                           description="Short sweeps in every domain on generated data (offline).")
+    parser.add_argument("--output", default="runs/demo", help="folder (default runs/demo)")
+    parser.add_argument("--domains", default=None, help="comma-separated subset")
+    namespace = parser.parse_args(argv)
+    domains = namespace.domains.split(",") if namespace.domains else None
+    for name in domains or []:
+        get_domain(name)  # unknown names fail before anything runs
+    run_demo(Path(namespace.output), domains)
+    return 0
+
+
 def cmd_schedules(argv: list[str]) -> int:
     from common.schedule_registry import SPECS
 
@@ -266,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     handlers = {"train": cmd_train, "lr-find": cmd_lr_find, "sweep": cmd_sweep,
                 "report": cmd_report, "schedules": cmd_schedules, "translate": cmd_translate,
+                "demo": cmd_demo,
                 "tune": cmd_tune}
     try:
         if command not in handlers:

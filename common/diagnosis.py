@@ -26,12 +26,14 @@ import numpy as np
 
 SMOOTHING_BETA = 0.9  # EMA of the batch loss, bias-corrected (as fastai's recorder)
 CONVERGED_SHARE = 0.9  # convergence = 90% of the total smoothed loss drop
-TOO_LOW_MIN_DROP = 0.05  # the smoothed loss fell by less than 5% of its start
+TOO_LOW_MIN_DROP = 0.05  # the loss fell by less than 5% from the run's first to last tenth
+DROP_NOISE_SIGMAS = 3.0  # ... or by less than 3 standard errors of those two means
 TOO_LOW_BELOW_SUGGESTION = 30.0  # the rate sits 30x or more below the range test's
 SPIKE_ABOVE_START = 0.5  # the loss trend rose 50% above the initial loss: steps too large
 SPIKE_NOISE_SIGMAS = 4.0  # ... and by more than 4x the scatter of that short average
 SPIKE_WINDOW = 5  # steps averaged when looking for a blow-up
-REBOUND_SHARE = 0.5  # the trend climbed back over half of the drop it had made
+REBOUND_SHARE = 0.5  # the loss climbed back over half of the drop it had made
+REBOUND_MIN_FALL = 0.2  # without 3 epochs, the step trend must have fallen 20% first
 OSCILLATION_SIGN_CHANGES = 0.5  # half or more of the epoch-to-epoch moves reverse
 OSCILLATION_MIN_SWING = 0.05  # ... and the epoch losses span 5% of the start or more
 HIGH_UPDATE_RATIO = 1e-1  # update/weight ratio per step; ~1e-3 is healthy
@@ -73,6 +75,43 @@ def spike_check(losses: Sequence[float]) -> tuple[float, float]:
         return reference + max(SPIKE_ABOVE_START * abs(reference), SPIKE_NOISE_SIGMAS * noise)
 
     return float(np.max(short)), max(level(first), level(early))
+
+
+def loss_drop(losses: Sequence[float]) -> tuple[float, bool]:
+    """(relative fall from the first to the last tenth of the run's batch losses,
+    whether that fall exceeds DROP_NOISE_SIGMAS standard errors of the difference of
+    the two means)."""
+    raw = np.asarray(losses, dtype=float)
+    raw = raw[np.isfinite(raw)]
+    size = min(len(raw) // 2, max(5, len(raw) // 10))
+    if size < 2:
+        return 0.0, False
+    head, tail = raw[:size], raw[-size:]
+    fall = float(np.mean(head) - np.mean(tail))
+    # Noise from the second half's scatter around its trend: a fast fall inside the
+    # first tenth is signal, not noise.
+    later = raw[len(raw) // 2:]
+    scatter = float(np.std(later - centred_average(later, STABILITY_WINDOW)))
+    error = scatter * float(np.sqrt(2.0 / size))
+    start = float(np.mean(head))
+    return (fall / abs(start) if start else 0.0), fall > DROP_NOISE_SIGMAS * error
+
+
+def rebound_check(curve: np.ndarray, epoch_losses: Sequence[float]) -> str:
+    """Evidence that the loss fell and then climbed back over REBOUND_SHARE of its drop,
+    or "". With 3 or more epochs it reads the epoch losses (averages over many batches,
+    so noise does not pass for a rebound); otherwise the step trend, which must first
+    have fallen by REBOUND_MIN_FALL of its start."""
+    if len(epoch_losses) >= 3:
+        values, what, min_fall = np.asarray(epoch_losses, dtype=float), "epoch loss", TOO_LOW_MIN_DROP
+    else:
+        values, what, min_fall = np.asarray(curve, dtype=float), "loss trend", REBOUND_MIN_FALL
+    start, best, final = float(values[0]), float(np.min(values)), float(values[-1])
+    fell = start - best
+    if fell > min_fall * abs(start) and final - best > REBOUND_SHARE * fell:
+        return (f"the {what} fell from {start:.4g} to {best:.4g}, then climbed back to "
+                f"{final:.4g}: over {REBOUND_SHARE:.0%} of its drop")
+    return ""
 
 
 def trend(losses: Sequence[float]) -> np.ndarray:
@@ -174,8 +213,8 @@ def diagnose(
     if diverged:
         evidence.append(f"diverged: {divergence_reason or 'the loss became NaN or Inf'}")
     if len(finite) >= 2:
-        start, best, final = float(finite[0]), float(np.min(finite)), float(finite[-1])
-        drop = (start - final) / abs(start) if start else 0.0
+        start, final = float(finite[0]), float(finite[-1])
+        drop, significant = loss_drop(losses)
         report["loss_drop"] = drop
         total_drop = start - final
         if total_drop > 0:
@@ -192,12 +231,9 @@ def diagnose(
                 f"the loss rose to {peak:.4g} (average of {SPIKE_WINDOW} steps), above "
                 f"{threshold:.4g}: a blow-up past the initial loss"
             )
-        fell = start - best
-        if fell > TOO_LOW_MIN_DROP * abs(start) and final - best > REBOUND_SHARE * fell:
-            evidence.append(
-                f"the loss trend fell from {start:.4g} to {best:.4g}, then climbed back "
-                f"to {final:.4g}: over {REBOUND_SHARE:.0%} of its drop"
-            )
+        rebound = rebound_check(finite, epoch_losses)
+        if rebound:
+            evidence.append(rebound)
         if len(epoch_losses) >= 3:
             changes = sign_change_fraction(epoch_losses)
             swing = (max(epoch_losses) - min(epoch_losses)) / abs(start) if start else 0.0
@@ -209,17 +245,22 @@ def diagnose(
                 )
         too_high = bool(evidence)
         median_ratio = float(np.median(update_ratios)) if len(update_ratios) else None
-        if not too_high and drop < TOO_LOW_MIN_DROP:
+        if not too_high and (drop < TOO_LOW_MIN_DROP or not significant):
             if median_ratio is not None and median_ratio >= HIGH_UPDATE_RATIO:
                 evidence.append(
                     f"the loss did not fall ({drop:.1%}) while each step changed the "
                     f"weights by {median_ratio:.2g} of their size: steps too large"
                 )
                 too_high = True
+            elif drop < TOO_LOW_MIN_DROP:
+                evidence.append(
+                    f"the loss fell by only {drop:.1%} from the first to the last tenth "
+                    f"of the run (threshold {TOO_LOW_MIN_DROP:.0%})"
+                )
             else:
                 evidence.append(
-                    f"the loss trend fell by only {drop:.1%} of its start "
-                    f"(threshold {TOO_LOW_MIN_DROP:.0%})"
+                    f"the loss fell by {drop:.1%}, within {DROP_NOISE_SIGMAS:g} standard "
+                    "errors of its batch-to-batch noise: no real progress"
                 )
         if diverged:
             too_high = True
