@@ -196,10 +196,16 @@ def cmd_report(argv: list[str]) -> int:
                            description="Write the cross-domain report, or one sweep's report.")
     parser.add_argument("--output", default="runs", help="runs folder (default runs/)")
     parser.add_argument("--sweep", default=None, help="re-write the report of this sweep folder")
+    parser.add_argument("--rediagnose", action="store_true",
+                        help="with --sweep: diagnose its runs again with the current rules")
     namespace = parser.parse_args(argv)
     if namespace.sweep:
         if not (Path(namespace.sweep) / "sweep.json").is_file():
             raise UserError(f"{namespace.sweep}: no sweep.json there; pass a sweep folder.")
+        if namespace.rediagnose:
+            from common.reporting import rediagnose_sweep
+
+            print(f"diagnosed {rediagnose_sweep(Path(namespace.sweep))} runs again")
         md, page = write_sweep_report(Path(namespace.sweep))
     else:
         written = write_overview(Path(namespace.output))

@@ -38,6 +38,7 @@ OSCILLATION_SIGN_CHANGES = 0.5  # half or more of the epoch-to-epoch moves rever
 OSCILLATION_MIN_SWING = 0.05  # ... and the epoch losses span 5% of the start or more
 HIGH_UPDATE_RATIO = 1e-1  # update/weight ratio per step; ~1e-3 is healthy
 LOW_UPDATE_RATIO = 1e-5
+OBJECTIVE_COLLAPSE_SHARE = 0.5  # the objective ended over 50% below its best epoch
 STABILITY_WINDOW = 11  # steps in the centred moving average the noise is measured around
 
 
@@ -75,6 +76,21 @@ def spike_check(losses: Sequence[float]) -> tuple[float, float]:
         return reference + max(SPIKE_ABOVE_START * abs(reference), SPIKE_NOISE_SIGMAS * noise)
 
     return float(np.max(short)), max(level(first), level(early))
+
+
+def objective_collapse(history: Sequence[float], direction: str = "max") -> str:
+    """Evidence that a score to maximise fell back by over OBJECTIVE_COLLAPSE_SHARE of its
+    best (e.g. val Dice 0.22 -> 0.04 as the model settles on all background), or ""."""
+    values = [float(v) for v in history if v is not None and math.isfinite(float(v))]
+    # Only scores that grow (accuracy, Dice, BLEU): a validation loss that rises is
+    # usually overfitting, not a rate that is too high.
+    if len(values) < 2 or direction != "max":
+        return ""
+    best, final = max(values), values[-1]
+    if best > 0 and best - final > OBJECTIVE_COLLAPSE_SHARE * best:
+        return (f"the objective fell from its best {best:.4g} to {final:.4g} by the end: "
+                "over half of it lost while training went on")
+    return ""
 
 
 def loss_drop(losses: Sequence[float]) -> tuple[float, bool]:
@@ -176,6 +192,8 @@ def diagnose(
     suggested_learning_rate: float | None = None,
     update_ratios: Sequence[float] = (),
     final_metric: tuple[str, float] | None = None,
+    objective_history: Sequence[float] = (),
+    direction: str = "max",
 ) -> dict[str, Any]:
     """Diagnose a run from its per-step (batch) losses.
 
@@ -189,6 +207,9 @@ def diagnose(
         suggested_learning_rate: the range test's suggestion, if one was made.
         update_ratios: global update/weight ratios sampled during training.
         final_metric: (name, value) of the final objective, reported as is.
+        objective_history: the objective per epoch (e.g. val Dice), to catch a metric
+            that collapses while the loss still falls.
+        direction: "max" or "min": which way the objective improves.
 
     Returns:
         {"verdict", "evidence": [...], "convergence_steps", "stability", "overshoot",
@@ -234,6 +255,9 @@ def diagnose(
         rebound = rebound_check(finite, epoch_losses)
         if rebound:
             evidence.append(rebound)
+        collapse = objective_collapse(objective_history, direction)
+        if collapse:
+            evidence.append(collapse)
         if len(epoch_losses) >= 3:
             changes = sign_change_fraction(epoch_losses)
             swing = (max(epoch_losses) - min(epoch_losses)) / abs(start) if start else 0.0

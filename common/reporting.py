@@ -324,6 +324,42 @@ def render_html(blocks: list[Block], title: str) -> str:
     return "\n".join(parts)
 
 
+def rediagnose_sweep(sweep_dir: Path) -> int:
+    """Re-run the diagnosis of every finished run of a sweep from what it recorded
+    (steps.csv and the epoch history), so a sweep made under older rules reads with the
+    current ones. Returns the number of runs updated."""
+    from common.diagnosis import diagnose
+    from common.runs import write_json
+
+    state = read_json(sweep_dir / "sweep.json")
+    suggestion = state.get("range_test", {}).get("suggestion")
+    objective, direction = state.get("objective"), state.get("direction", "max")
+    updated = 0
+    for path in sorted(sweep_dir.glob("*/summary.json")):
+        summary = read_json(path)
+        if summary.get("status") not in ("completed", "diverged"):
+            continue
+        _, _, losses = read_steps(path.parent)
+        history = summary.get("history", {})
+        old = summary.get("diagnosis", {})
+        value = _metric(summary, objective)
+        summary["diagnosis"] = diagnose(
+            losses.tolist(),
+            diverged=summary["status"] == "diverged",
+            divergence_reason=summary.get("divergence", {}).get("reason", ""),
+            epoch_losses=history.get("loss", []),
+            learning_rate=float(summary["learning_rate"]),
+            suggested_learning_rate=suggestion,
+            final_metric=(objective, value) if value is not None else None,
+            objective_history=history.get(objective, []),
+            direction=direction,
+        )
+        summary["diagnosis"]["previous_verdict"] = old.get("verdict")
+        write_json(path, summary)
+        updated += 1
+    return updated
+
+
 def write_sweep_report(sweep_dir: Path) -> tuple[Path, Path]:
     """Write report.md and report.html into the sweep directory."""
     report = SweepReport(sweep_dir)

@@ -282,6 +282,8 @@ def run_training(
         suggested_learning_rate=finder.suggestion if finder else None,
         update_ratios=ratios,
         final_metric=(domain.objective, objective) if objective is not None and math.isfinite(objective) else None,
+        objective_history=journal.history.get(domain.objective, []),
+        direction=domain.direction,
     )
     write_json(run_dir / "summary.json", summary)
     if announce:

@@ -55,6 +55,18 @@ def test_epoch_noise_on_a_flat_loss_is_not_oscillation():
     assert report["verdict"] == "too_low"
 
 
+def test_a_collapsing_objective_is_too_high_even_when_the_loss_falls():
+    losses = 1.3 - 0.1 * STEPS / 200  # Dice + BCE: BCE falls as all pixels go to background
+    report = D.diagnose(losses.tolist(), objective_history=[0.216, 0.185, 0.037])
+    assert report["verdict"] == "too_high"
+    assert any("objective fell from its best" in e for e in report["evidence"])
+    calm = D.diagnose(losses.tolist(), objective_history=[0.2, 0.25, 0.24])
+    assert not any("objective fell" in e for e in calm["evidence"])
+    # A validation loss that rises is usually overfitting: not read as a collapse.
+    report = D.diagnose(losses.tolist(), objective_history=[1.0, 0.4, 0.9], direction="min")
+    assert not any("objective fell" in e for e in report["evidence"])
+
+
 def test_nan_is_too_high_and_keeps_the_reason():
     report = D.diagnose([1.0, 0.9, math.nan], diverged=True, divergence_reason="the loss became nan")
     assert report["verdict"] == "too_high"

@@ -116,6 +116,19 @@ def test_a_changed_plan_is_refused(finished_sweep):
         other.run()
 
 
+def test_rediagnose_reads_the_recorded_runs_again(finished_sweep):
+    from common.reporting import rediagnose_sweep
+
+    _, sweep, _ = finished_sweep
+    path = sweep.dir / "rate-1e-6" / "summary.json"
+    summary = read_json(path)
+    summary["diagnosis"]["verdict"] = "good"  # as if judged by older rules
+    path.write_text(__import__("json").dumps(summary))
+    assert rediagnose_sweep(sweep.dir) == 5  # 3 rates, cosine, momentum
+    again = read_json(path)["diagnosis"]
+    assert again["verdict"] == "too_low" and again["previous_verdict"] == "good"
+
+
 def test_overview_page_gathers_the_latest_sweep(finished_sweep):
     tmp_path, _, _ = finished_sweep
     md, page = write_overview(tmp_path)
