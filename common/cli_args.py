@@ -10,7 +10,7 @@ from typing import Any
 
 from common.schedule_registry import parse_assignments
 
-ALIASES = {"learning_rate": ["--lr"], "schedule_args": ["--schedule-arg"]}
+ALIASES = {"learning_rate": ["--lr"]}  # dict fields get their own --schedule-arg flag
 
 
 class OneLineParser(argparse.ArgumentParser):
