@@ -23,7 +23,11 @@ def _import_tensorflow_quietly() -> None:
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            # Device discovery initialises CUDA, which prints an error on machines
+            # that have its libraries but no GPU.
+            tensorflow.config.list_physical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -192,7 +192,7 @@ def range_test(
     stopper = _StopOnDivergence(recorder, stop_factor, beta)
     started = time.perf_counter()
     try:
-        model.fit(train, epochs=1, steps_per_epoch=num_steps, verbose=0,
+        model.fit(train, epochs=1, steps_per_epoch=num_steps, verbose=0, shuffle=False,
                   callbacks=[recorder, stopper])
     finally:
         model.set_weights(initial)

@@ -237,6 +237,7 @@ def run_training(
             validation_data=bundle.val,
             callbacks=callbacks,
             verbose=_verbosity(cfg),
+            shuffle=False,  # the tf.data pipeline shuffles itself
         )
     except KeyboardInterrupt:
         status = "interrupted"

@@ -28,6 +28,7 @@ SPLITS = ("train", "validation", "test")
 DEFAULT_TFDS_SOURCE = {DEFAULT_TFDS_NAME: "pt"}
 ENCODE_BATCH = 1024
 SHUFFLE_BUFFER = 50_000
+LENGTH_BUCKET_WIDTH = 4
 LOCAL_HELP = (
     "a folder of <lang>.<split>.txt files aligned line by line, e.g. "
     "de.train.txt and en.train.txt, or a .tsv file of source<TAB>target lines"
@@ -302,13 +303,23 @@ def encode_pairs(pairs: Pairs, encoder: Encoder) -> tf.data.Dataset:
         lambda source, target: (encoder.source_ids(source), encoder.target_ids(target)),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    return dataset.unbatch()
+    # unbatch() forgets the size; Keras then warns "ran out of data" after each pass.
+    return dataset.unbatch().apply(tf.data.experimental.assert_cardinality(len(pairs[0])))
 
 
 def teacher_forcing(source_ids, target_ids):
     """The decoder reads the target up to t and predicts the token at t + 1."""
     inputs = {"source_ids": source_ids, "target_ids": target_ids[:-1]}
     return inputs, target_ids[1:]
+
+
+def _pair_length(inputs, next_ids):
+    return tf.maximum(tf.shape(inputs["source_ids"])[0], tf.shape(next_ids)[0])
+
+
+def length_buckets(max_length: int) -> list[int]:
+    """Bucket boundaries every 4 tokens up to the longest kept sentence."""
+    return list(range(LENGTH_BUCKET_WIDTH + 1, max_length + 1, LENGTH_BUCKET_WIDTH))
 
 
 def make_pipelines(
@@ -321,7 +332,18 @@ def make_pipelines(
     train = train.shuffle(
         min(len(splits["train"][0]), SHUFFLE_BUFFER), seed=cfg.seed
     ).repeat()
-    train = batched(train, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    if cfg.bucket_by_length:
+        # Sentences of like length share a batch: far less padding to compute on.
+        boundaries = length_buckets(max(cfg.max_source_length, cfg.max_target_length))
+        train = train.bucket_by_sequence_length(
+            _pair_length,
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[cfg.batch_size] * (len(boundaries) + 1),
+            drop_remainder=True,
+        )
+    else:
+        train = batched(train, drop_remainder=True)
+    train = train.prefetch(tf.data.AUTOTUNE)
     val, test = (
         batched(encode_pairs(splits[name], encoder).map(teacher_forcing).cache())
         .prefetch(tf.data.AUTOTUNE)
