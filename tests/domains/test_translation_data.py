@@ -15,6 +15,7 @@ from domains.translation.config import TranslationConfig
 from domains.translation.data import (
     carve_missing_splits,
     check_parallel_files,
+    length_buckets,
     load_data,
     read_tsv_pairs,
 )
@@ -152,6 +153,42 @@ def test_translate_folder_reads_aligned_pairs_and_ignores_other_files(tmp_path):
     # Labels are the decoder input shifted by one: teacher forcing.
     np.testing.assert_array_equal(target_ids[:, 1:], labels[:, :-1] * (target_ids[:, 1:] != 0))
     assert ((labels == END_ID).sum(axis=1) == 1).all()
+
+
+def _varied_length_folder(folder):
+    """Sentences of 1 to 16 words, so that random batches carry much padding."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 17, 400)
+    sources = [" ".join(GERMAN[i % 8] for i in range(n)) for n in lengths]
+    targets = [" ".join(ENGLISH[i % 8] for i in range(n)) for n in lengths]
+    folder.mkdir(parents=True)
+    for lang, lines in (("de", sources), ("en", targets)):
+        (folder / f"{lang}.train.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def _padding_share(bundle, batches: int) -> float:
+    padded = real = 0
+    for inputs, labels in bundle.train.take(batches):
+        assert inputs["source_ids"].shape[0] == 8  # every batch full, bucketed or not
+        for ids in (inputs["source_ids"].numpy(), labels.numpy()):
+            padded += ids.size
+            real += int((ids != 0).sum())
+    return 1 - real / padded
+
+
+def test_length_buckets_cut_padding_and_keep_full_batches(tmp_path):
+    folder = _varied_length_folder(tmp_path / "data")
+    overrides = {"batch_size": 8, "max_source_length": 20, "max_target_length": 20}
+    bucketed = load_data(smoke(folder, **overrides))
+    plain = load_data(smoke(folder, bucket_by_length=False, **overrides))
+    bucketed_share, plain_share = _padding_share(bucketed, 30), _padding_share(plain, 30)
+    assert bucketed_share < 0.2 < plain_share
+
+
+def test_length_bucket_boundaries_cover_the_longest_sentence():
+    assert length_buckets(40) == [5, 9, 13, 17, 21, 25, 29, 33, 37]
+    assert length_buckets(4) == []
 
 
 def test_val_and_test_are_carved_from_train_reproducibly(tmp_path):
