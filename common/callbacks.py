@@ -271,6 +271,8 @@ class TrainingDynamics(keras.callbacks.Callback):
     def _gradient_norm(self) -> float | None:
         if self.probe_batch is None or self.loss_fn is None:
             return None
+        if keras.backend.backend() != "tensorflow":  # the probe differentiates with a GradientTape
+            return None
         import tensorflow as tf
 
         x, y = self.probe_batch

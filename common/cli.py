@@ -71,12 +71,15 @@ def _domain_parser(command: str, domain_name: str):
 
 
 def _build_config(domain, parser, argv, base=None):
+    from common.distribute import prepare_devices
+
     namespace = parser.parse_args(argv)
     try:
-        return namespace, config_from_args(domain.config_cls, namespace, smoke=namespace.smoke,
-                                           base=base)
+        cfg = config_from_args(domain.config_cls, namespace, smoke=namespace.smoke, base=base)
     except ValueError as error:
         raise UserError(str(error)) from None
+    prepare_devices(cfg.cpu_devices)  # before any data is loaded: TensorFlow must not have started yet
+    return namespace, cfg
 
 
 def _split_domain(command: str, argv: list[str]) -> tuple[str, list[str]]:

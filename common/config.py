@@ -28,6 +28,7 @@ OPTIMIZER_NAMES = (
     "nadam",
     "lion",
 )
+STRATEGY_NAMES = ("default", "mirrored", "multi_worker")  # built in common.distribute
 
 
 def help_field(default: Any = dataclasses.MISSING, help: str = "", **kwargs):
@@ -150,6 +151,14 @@ class TrainConfig:
     verbose: int = help_field(
         -1, help="Keras verbosity 0/1/2 (-1: 1 on a terminal, else 2)."
     )
+    strategy: str = help_field(
+        "default",
+        help="tf.distribute strategy: default (one device), mirrored (all GPUs, else all "
+        "logical CPUs), multi_worker (cluster from the TF_CONFIG environment variable).",
+    )
+    cpu_devices: int = help_field(
+        1, help="Split the CPU into N logical devices, to try mirrored training without GPUs."
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -195,6 +204,16 @@ class TrainConfig:
             raise ValueError(
                 "jit_compile must be one of auto, on, off. "
                 f"Received: jit_compile={self.jit_compile!r}"
+            )
+        if self.strategy not in STRATEGY_NAMES:
+            raise ValueError(
+                f"Unknown strategy. Expected one of: {', '.join(STRATEGY_NAMES)}. "
+                f"Received: strategy={self.strategy!r}"
+            )
+        if isinstance(self.cpu_devices, bool) or not isinstance(self.cpu_devices, int) \
+                or self.cpu_devices < 1:
+            raise ValueError(
+                f"cpu_devices must be an integer >= 1. Received: cpu_devices={self.cpu_devices!r}"
             )
         if self.verbose not in (-1, 0, 1, 2):
             raise ValueError(

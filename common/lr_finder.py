@@ -271,22 +271,25 @@ def find_learning_rate(domain, cfg, *, bundle=None, out_dir: Path, start_lr: flo
                        end_lr: float = 10.0, num_steps: int = 100, rule: str = "valley",
                        stop_factor: float = 4.0) -> RangeTest:
     """The range test for a domain's model, built from `cfg` with its seed."""
+    from common.distribute import strategy_for
     from common.seed import set_seed
     from common.training import compile_model
 
+    strategy = strategy_for(cfg)
     set_seed(cfg.seed, cfg.deterministic)
     bundle = bundle or domain.load_data(cfg)
-    model = domain.build_model(cfg, bundle)
-    result = range_test(
-        model,
-        bundle.train,
-        compile_fn=lambda m, rate: compile_model(domain, cfg, m, rate, bundle),
-        start_lr=start_lr,
-        end_lr=end_lr,
-        num_steps=num_steps,
-        stop_factor=stop_factor,
-        rule=rule,
-    )
+    with strategy.scope():  # the same replicas as the run it suggests a rate for
+        model = domain.build_model(cfg, bundle)
+        result = range_test(
+            model,
+            bundle.train,
+            compile_fn=lambda m, rate: compile_model(domain, cfg, m, rate, bundle),
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_steps=num_steps,
+            stop_factor=stop_factor,
+            rule=rule,
+        )
     title = (f"LR range test: {domain.name}, {bundle.description}; optimizer {cfg.optimizer}, "
              f"batch {cfg.batch_size}, seed {cfg.seed}, {len(result.losses)} steps")
     write_outputs(result, out_dir, title)

@@ -17,6 +17,7 @@ import keras
 from common import callbacks as cb
 from common.config import TrainConfig
 from common.diagnosis import diagnose
+from common.distribute import strategy_for
 from common.domain import DataBundle, Domain
 from common.errors import UserError
 from common.optim import build_optimizer
@@ -129,6 +130,7 @@ def run_training(
     as "interrupted"; both keep everything written so far. `run_root` replaces
     `<output>/<domain>` as the folder the run directory is made in (sweeps, searches).
     """
+    strategy = strategy_for(cfg)  # first: splitting the CPU must precede TensorFlow's start
     set_seed(cfg.seed, cfg.deterministic)
     bundle = bundle or domain.load_data(cfg)
     steps_per_epoch = steps_per_epoch_for(cfg, bundle)
@@ -163,8 +165,9 @@ def run_training(
                                           "requested_learning_rate": cfg.learning_rate})
 
     set_seed(cfg.seed, cfg.deterministic)
-    model = domain.build_model(cfg, bundle)
-    compile_model(domain, cfg, model, plan.learning_rate, bundle)
+    with strategy.scope():  # weights, optimizer slots and metrics on every replica
+        model = domain.build_model(cfg, bundle)
+        compile_model(domain, cfg, model, plan.learning_rate, bundle)
 
     steps_csv = run_dir / "steps.csv"
     previous_epochs = len(previous.get("history", {}).get("loss", []))
@@ -185,6 +188,8 @@ def run_training(
         "steps_per_epoch": steps_per_epoch,
         "batch_size": cfg.batch_size,
         "seed": cfg.seed,
+        "strategy": cfg.strategy,
+        "replicas": strategy.num_replicas_in_sync,
         "objective": domain.objective,
         "direction": domain.direction,
         "history": history,

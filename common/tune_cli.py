@@ -68,6 +68,10 @@ def cmd_tune(argv: list[str]) -> int:
             fixed["schedule_args"] = parse_assignments(fixed["schedule_args"])
         except ValueError as error:
             raise UserError(f"--schedule-arg: {error}") from None
+    if isinstance(fixed.get("cpu_devices"), int) and fixed["cpu_devices"] > 1:
+        from common.distribute import prepare_devices
+
+        prepare_devices(fixed["cpu_devices"])  # before the search loads data and starts TF
     max_trials = namespace.max_trials
     if max_trials is None and namespace.tuner != "hyperband":
         max_trials = 10
