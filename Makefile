@@ -16,7 +16,7 @@ export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format tensorboard report demo clean $(TRAIN) $(LRFIND) $(SWEEP) $(TUNE)
+.PHONY: help install test lint format tensorboard report demo bench clean $(TRAIN) $(LRFIND) $(SWEEP) $(TUNE)
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z$$()%_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -56,6 +56,9 @@ $(TUNE): tune-%: install ## Keras Tuner search: make tune-sentiment ARGS="--data
 
 demo: install ## Short sweeps in all four domains on generated data, offline (runs/demo/report.html)
 	$(LRSUITE) demo --output $(OUTPUT)/demo
+
+bench: install ## Quick run of every bench script, tables in bench/results.md (under 15 min)
+	$(BIN)/python bench/run_all.py
 
 report: install ## One page with the latest sweep of every domain ($(OUTPUT)/report.html)
 	$(LRSUITE) report --output $(OUTPUT)

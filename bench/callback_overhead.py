@@ -1,32 +1,32 @@
-"""Overhead of the suite's per-step callbacks against a bare `model.fit`.
+"""Overhead of the suite's per-step callbacks against a bare `model.fit`, per domain.
 
 Same compiled model, same data, same batch size; the two variants alternate in one
 process (rounds x steps each), so machine noise hits both alike. Prints steps/s of each
-and the ratio of their medians (1.0 = free).
+and the ratio of their medians (1.0 = free). The callbacks are those every training run
+gets: the rate and batch-loss recorder, the divergence watch, TensorBoard and the
+update-ratio monitor (every `--monitor-every` steps).
 
-    python bench/callback_overhead.py [--data DIR] [--rounds 3] [--steps 150]
+Steps per round are set from a first timing so that a round lasts `--seconds` (at least
+`--monitor-every` steps, so the monitor runs in every round).
+
+    python bench/callback_overhead.py [DOMAIN ...] [--data DIR] [--rounds 3] [--seconds 15] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
+import itertools
 import tempfile
-import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import bench_common as bc
+import keras
 
-import keras  # noqa: E402
-
-from common import callbacks as cb  # noqa: E402
-from common.domain import get_domain  # noqa: E402
-from common.training import _probe_batch, compile_model  # noqa: E402
+from common import callbacks as cb
+from common.training import _probe_batch, compile_model, plan_schedule, steps_per_epoch_for
 
 
-def suite_callbacks(log_dir: Path, model, bundle, domain, cfg, monitor_every: int):
+def suite_callbacks(log_dir: Path, bundle, domain, cfg, monitor_every: int):
     recorder = cb.StepRecorder(log_dir / "train", log_dir / "steps.csv", log_every=10)
     callbacks = [recorder, cb.DivergenceWatch(recorder),
                  keras.callbacks.TensorBoard(log_dir=str(log_dir))]
@@ -36,39 +36,76 @@ def suite_callbacks(log_dir: Path, model, bundle, domain, cfg, monitor_every: in
     return callbacks
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=None, help="sentiment folder (default: shared rt_polarity)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--monitor-every", type=int, default=50)
-    args = parser.parse_args()
-    data = args.data or os.path.join(os.environ.get("LRSUITE_SHARED_DATA", "../shared/data"),
-                                     "sentiment", "rt_polarity")
-    domain = get_domain("sentiment")
-    cfg = domain.config_cls(data=data)
+def measure_domain(name: str, data: str | None, *, small: bool, seconds: float, rounds: int,
+                   monitor_every: int) -> list[object]:
+    domain = bc.get_domain(name)
+    cfg = bc.bench_config(domain, data or bc.real_data(name), small=small)
     bundle = domain.load_data(cfg)
     model = domain.build_model(cfg, bundle)
-    compile_model(domain, cfg, model, cfg.learning_rate, bundle)
-    model.fit(bundle.train, epochs=1, steps_per_epoch=20, verbose=0)  # trace once
-    timings = {"bare": [], "suite": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        for round_index in range(args.rounds):
-            for name in ("bare", "suite"):
-                callbacks = [] if name == "bare" else suite_callbacks(
-                    Path(tmp) / f"r{round_index}", model, bundle, domain, cfg, args.monitor_every)
-                started = time.perf_counter()
-                model.fit(bundle.train, epochs=1, steps_per_epoch=args.steps, verbose=0,
-                          callbacks=callbacks)
-                timings[name].append(args.steps / (time.perf_counter() - started))
-    import statistics
+    plan = plan_schedule(cfg, cfg.learning_rate, steps_per_epoch_for(cfg, bundle))
+    compile_model(domain, cfg, model, plan.learning_rate, bundle)
+    model.fit(bundle.train, epochs=1, steps_per_epoch=10, verbose=0)  # trace once
+    steps = bc.steps_for_seconds(
+        lambda n: model.fit(bundle.train, epochs=1, steps_per_epoch=n, verbose=0), seconds,
+        minimum=max(monitor_every, 5))
 
-    bare, suite = statistics.median(timings["bare"]), statistics.median(timings["suite"])
-    print(f"data: {bundle.description}")
-    print(f"bare model.fit      : {bare:8.1f} steps/s median  (rounds: {', '.join(f'{v:.1f}' for v in timings['bare'])})")
-    print(f"with suite callbacks: {suite:8.1f} steps/s median  (rounds: {', '.join(f'{v:.1f}' for v in timings['suite'])})")
-    print(f"ratio suite/bare    : {suite / bare:.3f}  (medians over {args.rounds} alternating rounds; "
-          f"monitor every {args.monitor_every} steps)")
+    with tempfile.TemporaryDirectory() as tmp:
+        round_numbers = itertools.count()  # a fresh log folder for every round
+
+        def fit_with(callbacks_for):
+            def run() -> float:
+                callbacks = callbacks_for(Path(tmp) / f"round{next(round_numbers)}")
+                return bc.steps_per_second(
+                    lambda n: model.fit(bundle.train, epochs=1, steps_per_epoch=n, verbose=0,
+                                        callbacks=callbacks), steps)
+            return run
+
+        rates = bc.alternate_rounds({
+            "bare": fit_with(lambda _: []),
+            "suite": fit_with(lambda log_dir: suite_callbacks(log_dir, bundle, domain, cfg,
+                                                              monitor_every)),
+        }, rounds)
+    bare, suite = bc.median(rates["bare"]), bc.median(rates["suite"])
+    print(f"{name}: {steps} steps per round; bare {bare:.1f} steps/s (rounds "
+          f"{bc.spread(rates['bare'])}), with suite callbacks {suite:.1f} "
+          f"({bc.spread(rates['suite'])}), ratio {suite / bare:.3f}", flush=True)
+    return [name, bc.config_label(cfg, small), steps, f"{bare:.1f} ({bc.spread(rates['bare'])})",
+            f"{suite:.1f} ({bc.spread(rates['suite'])})", f"**{suite / bare:.2f}**"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("domains", nargs="*", metavar="DOMAIN",
+                        help="domains to measure (default: all four)")
+    parser.add_argument("--data", default=None, help="data of the one DOMAIN given "
+                        "(default: its real data under ../shared/data)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=15.0,
+                        help="length of a round; sets the steps per round per domain")
+    parser.add_argument("--monitor-every", type=int, default=50)
+    parser.add_argument("--quick", action="store_true",
+                        help="few steps and rounds; small models where a step is slow")
+    parser.add_argument("--markdown", default=None, help="also write the table here")
+    args = parser.parse_args()
+    if args.quick:
+        # Monitor every 20 steps (training: 50) so short rounds still include it.
+        args.seconds, args.rounds, args.monitor_every = 4.0, 2, 20
+    rows = []
+    for name in bc.parse_domains(args.domains, args.data):
+        small = args.quick and name in bc.SLOW_STEP_DOMAINS
+        rows.append(measure_domain(name, args.data, small=small, seconds=args.seconds,
+                                   rounds=args.rounds, monitor_every=args.monitor_every))
+    bc.emit_table(
+        "steps/s: bare model.fit against model.fit with the suite's callbacks",
+        ["domain", "config", "steps/round", "bare steps/s (rounds)", "with callbacks steps/s (rounds)",
+         "ratio"],
+        rows,
+        notes=f"Medians of {args.rounds} alternating rounds of about {args.seconds:g} s on the "
+        f"real data; each round is one fit call (its set-up, e.g. TensorBoard's graph, "
+        f"counts in it); update-ratio monitor every {args.monitor_every} steps. Ratio 1.0: the "
+        "callbacks are free.",
+        markdown_path=args.markdown)
+
 
 if __name__ == "__main__":
     main()
