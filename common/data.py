@@ -138,7 +138,7 @@ def read_table(
             f"name {', '.join(required)} (found: {', '.join(header) or 'nothing'})."
         )
     rows = []
-    for line_number, fields in enumerate(reader, start=2):
+    for line_number, fields in enumerate(_csv_rows(reader, path, quoting), start=2):
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # blank line, e.g. the final newline
         if len(fields) != len(header):
@@ -153,3 +153,15 @@ def read_table(
     if not rows:
         raise UserError(f"{path}: the file has a header but no rows.")
     return rows
+
+
+def _csv_rows(reader, path: Path, quoting: int):
+    """The reader's rows, with its own errors (a field over the csv module's size limit)
+    turned into a UserError naming the file and line."""
+    try:
+        yield from reader
+    except csv.Error as error:
+        hint = "" if quoting == csv.QUOTE_NONE else (
+            " A quote that opens a field and never closes runs on to the end of the file;"
+            " check the quoting of the rows above.")
+        raise UserError(f"{path}:{reader.line_num}: cannot read the row ({error}).{hint}") from None

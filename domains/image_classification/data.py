@@ -29,6 +29,8 @@ LOCAL_HELP = (
 # What keras.utils.image_dataset_from_directory reads.
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 COLOR_MODES = {1: "grayscale", 3: "rgb", 4: "rgba"}
+# What tf.io.decode_image reads (by content, whatever the file name says).
+DECODABLE_FORMATS = ("BMP", "GIF", "JPEG", "MPO", "PNG", "WEBP")  # MPO: camera JPEGs
 SHUFFLE_BUFFER_MAX = 50_000
 
 
@@ -311,11 +313,17 @@ def _check_images(files: dict[str, list[Path]]) -> tuple[int, int, int]:
                 with Image.open(path) as image:
                     image.load()
                     mode, (width, height) = image.mode, image.size
+                    kind = image.format
             except Exception as error:  # PIL raises many types for bad files
                 raise UserError(
                     f"{path}: not a readable image ({type(error).__name__}: {error}). "
                     "Replace or remove the file."
                 ) from None
+            if kind not in DECODABLE_FORMATS:  # PIL reads more than TensorFlow decodes
+                raise UserError(
+                    f"{path}: holds {kind} data, which TensorFlow cannot decode; save it "
+                    "as PNG or JPEG."
+                )
             channels = _mode_channels(mode, path)
             if first is None:
                 first, first_path = (height, width, channels), path

@@ -77,7 +77,8 @@ def _open(path: Path, mode: str) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             return np.asarray(image.convert(mode))
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+    # SyntaxError: PIL's word for a PNG whose chunk lengths are damaged.
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as error:
         raise UserError(
             f"{path}: unreadable image ({error}). Replace or remove the file."
         ) from None

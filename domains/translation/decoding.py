@@ -93,7 +93,17 @@ def load_trained_model(run_dir: Path) -> tuple[keras.Model, Vocabularies]:
             "of a finished `lrsuite train translation`."
         )
     vocabularies = Vocabularies.load(Path(run_dir) / VOCAB_FOLDER)
-    model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    try:
+        model = keras.saving.load_model(model_path, compile=False, safe_mode=True)
+    except Exception as error:  # safe mode's refusal, or a damaged or foreign file
+        reason = " ".join(str(error).split())
+        if "safe_mode" in reason:
+            reason = ("it holds Python code (e.g. a Lambda layer), which Keras's safe mode "
+                      "refuses to load")
+        raise UserError(
+            f"{model_path}: cannot load the model: {reason[:300]}. Pass --run with the run "
+            "directory of a finished `lrsuite train translation`."
+        ) from None
     return model, vocabularies
 
 
