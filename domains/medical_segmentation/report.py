@@ -56,7 +56,7 @@ def evaluate_extra(model, bundle, cfg, run_dir: Path) -> dict:
     names = bundle.info.get("test_names", [])
     dices, rows = [], []
     for images, targets in bundle.test:
-        probabilities = model.predict_on_batch(images)
+        probabilities = model.predict_on_batch(images.numpy())  # any backend takes NumPy
         for image, target, probability in zip(
             images.numpy(), targets.numpy(), np.asarray(probabilities), strict=True
         ):

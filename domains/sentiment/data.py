@@ -130,6 +130,7 @@ def auto_length(texts: list[str]) -> int:
 
 
 def load_data(cfg) -> DataBundle:
+    import keras
     import tensorflow as tf
 
     if cfg.data:
@@ -153,7 +154,8 @@ def load_data(cfg) -> DataBundle:
     vectorizer = build_vectorizer(train_texts, cfg.vocab_size, length, cfg.standardize)
 
     def encode(texts: list[str]) -> np.ndarray:
-        return vectorizer(tf.constant([clean_text(t) for t in texts])).numpy()
+        # convert_to_numpy: the layer returns the backend's array type (JAX too).
+        return keras.ops.convert_to_numpy(vectorizer(tf.constant([clean_text(t) for t in texts])))
 
     def batched(texts, labels, *, training: bool):
         dataset = tf.data.Dataset.from_tensor_slices((encode(texts), labels.astype("float32")))
