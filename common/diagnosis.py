@@ -38,6 +38,7 @@ OSCILLATION_SIGN_CHANGES = 0.5  # half or more of the epoch-to-epoch moves rever
 OSCILLATION_MIN_SWING = 0.05  # ... and the epoch losses span 5% of the start or more
 HIGH_UPDATE_RATIO = 1e-1  # update/weight ratio per step; ~1e-3 is healthy
 LOW_UPDATE_RATIO = 1e-5
+LOSS_RISE_SHARE = 0.2  # the loss ended 20% above where it began (first vs last tenth)
 OBJECTIVE_COLLAPSE_SHARE = 0.5  # the objective ended over 50% below its best epoch
 STABILITY_WINDOW = 11  # steps in the centred moving average the noise is measured around
 
@@ -95,8 +96,8 @@ def objective_collapse(history: Sequence[float], direction: str = "max") -> str:
 
 def loss_drop(losses: Sequence[float]) -> tuple[float, bool]:
     """(relative fall from the first to the last tenth of the run's batch losses,
-    whether that fall exceeds DROP_NOISE_SIGMAS standard errors of the difference of
-    the two means)."""
+    whether that change, fall or rise, exceeds DROP_NOISE_SIGMAS standard errors of the
+    difference of the two means)."""
     raw = np.asarray(losses, dtype=float)
     raw = raw[np.isfinite(raw)]
     size = min(len(raw) // 2, max(5, len(raw) // 10))
@@ -110,7 +111,7 @@ def loss_drop(losses: Sequence[float]) -> tuple[float, bool]:
     scatter = float(np.std(later - centred_average(later, STABILITY_WINDOW)))
     error = scatter * float(np.sqrt(2.0 / size))
     start = float(np.mean(head))
-    return (fall / abs(start) if start else 0.0), fall > DROP_NOISE_SIGMAS * error
+    return (fall / abs(start) if start else 0.0), abs(fall) > DROP_NOISE_SIGMAS * error
 
 
 def rebound_check(curve: np.ndarray, epoch_losses: Sequence[float]) -> str:
@@ -228,6 +229,7 @@ def diagnose(
             "too_low_below_suggestion": TOO_LOW_BELOW_SUGGESTION,
             "spike_above_start": SPIKE_ABOVE_START,
             "rebound_share": REBOUND_SHARE,
+            "loss_rise_share": LOSS_RISE_SHARE,
             "oscillation_sign_changes": OSCILLATION_SIGN_CHANGES,
         },
     }
@@ -267,6 +269,13 @@ def diagnose(
                     f"the epoch loss oscillated ({changes:.0%} of moves reversed) and "
                     "ended above its minimum"
                 )
+        if drop <= -LOSS_RISE_SHARE and significant:
+            # A rate too small cannot make the loss climb; a bounded loss (Dice) that
+            # never crosses the blow-up line still shows it this way.
+            evidence.append(
+                f"the loss rose by {-drop:.1%} from the first to the last tenth of the run"
+                f" (threshold {LOSS_RISE_SHARE:.0%}): steps too large"
+            )
         too_high = bool(evidence)
         median_ratio = float(np.median(update_ratios)) if len(update_ratios) else None
         if not too_high and (drop < TOO_LOW_MIN_DROP or not significant):
@@ -277,9 +286,10 @@ def diagnose(
                 )
                 too_high = True
             elif drop < TOO_LOW_MIN_DROP:
+                moved = f"fell by only {drop:.1%}" if drop >= 0 else f"rose by {-drop:.1%}"
                 evidence.append(
-                    f"the loss fell by only {drop:.1%} from the first to the last tenth "
-                    f"of the run (threshold {TOO_LOW_MIN_DROP:.0%})"
+                    f"the loss {moved} from the first to the last tenth of the run "
+                    f"(a fall of {TOO_LOW_MIN_DROP:.0%} or more is progress)"
                 )
             else:
                 evidence.append(

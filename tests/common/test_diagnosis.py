@@ -36,6 +36,22 @@ def test_a_spike_above_the_start_is_too_high():
     assert any("rose to" in e for e in report["evidence"])
 
 
+def test_a_loss_that_climbs_without_blowing_up_is_too_high():
+    # A bounded loss (Dice + BCE at a rate of 10) creeps from 1.6 to ~2.2: under the
+    # blow-up line, never fell first, yet climbing is no sign of a rate too low.
+    rng = np.random.default_rng(0)
+    losses = 1.6 + 0.6 * (1 - np.exp(-STEPS / 40)) + 0.05 * rng.normal(size=len(STEPS))
+    report = D.diagnose(losses.tolist())
+    assert report["verdict"] == "too_high"
+    assert any("rose by" in e for e in report["evidence"])
+
+
+def test_a_slight_noisy_rise_stays_too_low():
+    rng = np.random.default_rng(0)
+    losses = 1.0 + 0.03 * STEPS / STEPS[-1] + 0.05 * rng.normal(size=len(STEPS))
+    assert D.diagnose(losses.tolist())["verdict"] == "too_low"
+
+
 def test_a_rebound_after_the_best_is_too_high():
     losses = np.concatenate([np.linspace(1.0, 0.2, 100), np.linspace(0.2, 0.7, 100)])
     report = D.diagnose(losses.tolist())
