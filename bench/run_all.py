@@ -90,7 +90,7 @@ def run_script(name: str, tmp: Path) -> tuple[str, float, bool]:
     table_path = tmp / f"{name}.md"
     command = [sys.executable, str(BENCH_DIR / f"{name}.py"), "--quick",
                "--markdown", str(table_path)]
-    print(f"== {name}: {' '.join(command[1:3])}", flush=True)
+    print(f"== bench/{name}.py --quick", flush=True)
     started = time.perf_counter()
     completed = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, check=False)
