@@ -73,7 +73,9 @@ def compare(name: str, data: str | None, rates: list[float], output: str, *, qui
     print(f"\nrange test time / mean training run: {finder_time / mean_run:.3f}")
     print(f"suggestion's metric - grid best ({best[0]:.3g}): {suggested[1] - best[1]:+.4f}")
     grid_text = " / ".join(f"{r[0]:.0e}: {r[1]:.3f}" for r in grid)
-    return [name, bc.config_label(cfg, small) + f", {cfg.epochs} epochs", f"test {metric_name}",
+    epochs = f"{cfg.epochs} epoch" + ("s" if cfg.epochs != 1 else "")
+    lower_better = " (lower is better)" if domain.direction == "min" else ""
+    return [name, f"{bc.config_label(cfg, small)}, {epochs}", f"test {metric_name}{lower_better}",
             grid_text, f"{suggested[0]:.2g}: {suggested[1]:.3f}",
             f"{suggested[1] - best[1]:+.3f}", f"{finder_time:.1f} s / {len(finder.losses)} steps",
             f"**{finder_time / mean_run:.2f}**"]
