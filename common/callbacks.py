@@ -218,6 +218,8 @@ class TrainingDynamics(keras.callbacks.Callback):
         self.records: list[dict[str, float]] = []
         self._writer = None
         self._before: dict[str, list[np.ndarray]] | None = None
+        self._probe_norm = None  # traced once: an eager forward and backward pass costs
+        # several compiled steps, which every `every` steps is most of the overhead
 
     def on_train_begin(self, logs=None):
         import tensorflow as tf
@@ -275,13 +277,21 @@ class TrainingDynamics(keras.callbacks.Callback):
             return None
         import tensorflow as tf
 
-        x, y = self.probe_batch
-        with tf.GradientTape() as tape:
-            prediction = self.model(x, training=False)
-            loss = self.loss_fn(y, prediction)
-        gradients = tape.gradient(loss, self.model.trainable_weights)
-        squares = [tf.reduce_sum(tf.square(tf.cast(g, "float32"))) for g in gradients if g is not None]
-        return float(tf.sqrt(tf.add_n(squares))) if squares else None
+        if self._probe_norm is None:
+            model, loss_fn = self.model, self.loss_fn
+
+            @tf.function
+            def probe_norm(x, y):
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(y, model(x, training=False))
+                gradients = tape.gradient(loss, model.trainable_weights)
+                squares = [tf.reduce_sum(tf.square(tf.cast(g, "float32")))
+                           for g in gradients if g is not None]
+                return tf.sqrt(tf.add_n(squares)) if squares else tf.constant(-1.0)
+
+            self._probe_norm = probe_norm
+        norm = float(self._probe_norm(*self.probe_batch))
+        return norm if norm >= 0 else None
 
     def on_train_end(self, logs=None):
         if self._writer is not None:
