@@ -194,6 +194,9 @@ class DivergenceWatch(keras.callbacks.Callback):
         self.model.stop_training = True
 
 
+PROBE_ATTRIBUTE = "_lrsuite_gradient_probe"
+
+
 class TrainingDynamics(keras.callbacks.Callback):
     """Every `every` steps, logs the update-to-weight ratio per layer and the global
     gradient norm on a fixed probe batch: the quickest sign of a rate that is too high
@@ -278,6 +281,10 @@ class TrainingDynamics(keras.callbacks.Callback):
         import tensorflow as tf
 
         if self._probe_norm is None:
+            cached = getattr(self.model, PROBE_ATTRIBUTE, None)
+            if cached is not None and cached[0] is self.loss_fn:
+                self._probe_norm = cached[1]
+        if self._probe_norm is None:
             model, loss_fn = self.model, self.loss_fn
 
             @tf.function
@@ -290,6 +297,9 @@ class TrainingDynamics(keras.callbacks.Callback):
                 return tf.sqrt(tf.add_n(squares)) if squares else tf.constant(-1.0)
 
             self._probe_norm = probe_norm
+            # Kept on the model (and freed with it): a monitor made anew for the same
+            # model (alternating bench rounds, a second fit) reuses the trace.
+            setattr(model, PROBE_ATTRIBUTE, (loss_fn, probe_norm))
         norm = float(self._probe_norm(*self.probe_batch))
         return norm if norm >= 0 else None
 
