@@ -49,6 +49,46 @@ def test_recorder_reads_the_rate_each_step_used():
     assert recorder.learning_rates == pytest.approx([0.1, 0.1, 0.1, 0.01, 0.01])
 
 
+def test_recorder_fills_a_schedules_rates_in_bulk_for_csv_and_tensorboard(tmp_path):
+    # The rates of a schedule are computed at each epoch's end in one traced call:
+    # every step of the CSV and of the events must still carry the rate it used.
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, decay_steps=1, decay_rate=0.5)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(schedule), loss="mse")
+    recorder = StepRecorder(tmp_path / "train", tmp_path / "steps.csv", log_every=1)
+    model.fit(np.ones((12, 2)), np.ones((12, 1)), batch_size=4, epochs=2, verbose=0,
+              callbacks=[recorder])
+    expected = [0.1 * 0.5**step for step in range(6)]
+    assert recorder.learning_rates == pytest.approx(expected, rel=1e-6)
+    import csv
+
+    with (tmp_path / "steps.csv").open(encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [float(r["learning_rate"]) for r in rows] == pytest.approx(expected, rel=1e-6)
+    assert [int(r["epoch"]) for r in rows] == [0, 0, 0, 1, 1, 1]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "train"), size_guidance={"tensors": 0})
+    events.Reload()
+    logged = {e.step: float(tf.make_ndarray(e.tensor_proto))
+              for e in events.Tensors("batch_learning_rate")}
+    assert sorted(logged) == list(range(6))
+    assert [logged[s] for s in range(6)] == pytest.approx(expected, rel=1e-6)
+
+
+def test_recorder_sees_a_plain_rate_lowered_between_epochs():
+    class HalveAtEpochEnd(keras.callbacks.Callback):  # what ReduceLROnPlateau does
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.optimizer.learning_rate = self.model.optimizer.learning_rate * 0.5
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    recorder = StepRecorder(log_every=0)
+    model.fit(np.ones((8, 2)), np.ones((8, 1)), batch_size=4, epochs=3, verbose=0,
+              callbacks=[recorder, HalveAtEpochEnd()])
+    assert recorder.learning_rates == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+
+
 def test_divergence_watch_stops_a_rate_of_10_within_one_epoch(tmp_path, capsys):
     cfg = ToyConfig(learning_rate=10.0, epochs=3, output=str(tmp_path), run_name="hot",
                     verbose=0)
@@ -93,3 +133,32 @@ def test_training_dynamics_logs_update_ratios_and_gradient_norm(tmp_path):
             "batch_learning_rate", "batch_loss"} <= tags
     ratios = [tf.make_ndarray(e.tensor_proto) for e in events.Tensors("update_ratio/global")]
     assert len(ratios) == 2 and all(0 < float(r) < 1 for r in ratios)
+
+
+@pytest.mark.parametrize("warmup_epochs", [0.0, 1.0])
+def test_bulk_rates_equal_the_rates_the_optimizer_reads_for_every_schedule(warmup_epochs):
+    from common.callbacks import current_learning_rate, rates_at_steps
+    from common.schedule_registry import build_schedule, schedule_names
+
+    for name in schedule_names():
+        if name == "plateau":
+            continue  # a float rate that a callback lowers; tested above
+        plan = build_schedule(name, 0.1, steps_per_epoch=5, epochs=6, warmup_epochs=warmup_epochs)
+        optimizer = keras.optimizers.SGD(plan.learning_rate)
+        bulk = rates_at_steps(optimizer)
+        if not isinstance(plan.learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+            assert bulk is None, name  # constant without warmup is a float rate
+            continue
+        assert bulk is not None, name
+        steps = list(range(0, 31, 3))
+        eager = []
+        for step in steps:
+            optimizer.iterations.assign(step)
+            eager.append(current_learning_rate(optimizer))
+        assert bulk(steps) == pytest.approx(eager, rel=1e-5, abs=1e-9), name
+
+
+def test_no_bulk_rates_for_a_plain_rate():
+    from common.callbacks import rates_at_steps
+
+    assert rates_at_steps(keras.optimizers.SGD(0.1)) is None
