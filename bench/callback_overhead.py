@@ -28,8 +28,9 @@ from common import callbacks as cb
 from common.training import _probe_batch, compile_model, plan_schedule, steps_per_epoch_for
 
 
-def suite_callbacks(log_dir: Path, bundle, domain, cfg, monitor_every: int):
-    recorder = cb.StepRecorder(log_dir / "train", log_dir / "steps.csv", log_every=10)
+def suite_callbacks(log_dir: Path, bundle, domain, cfg, monitor_every: int, schedule):
+    recorder = cb.StepRecorder(log_dir / "train", log_dir / "steps.csv", log_every=10,
+                               schedule=schedule)
     callbacks = [recorder, cb.DivergenceWatch(recorder),
                  keras.callbacks.TensorBoard(log_dir=str(log_dir))]
     if monitor_every:
@@ -72,8 +73,8 @@ def measure_domain(name: str, data: str | None, *, small: bool, seconds: float, 
 
         results = bc.alternate_rounds({
             "bare": fit_with(lambda _: []),
-            "suite": fit_with(lambda log_dir: suite_callbacks(log_dir, bundle, domain, cfg,
-                                                              monitor_every)),
+            "suite": fit_with(lambda log_dir: suite_callbacks(
+                log_dir, bundle, domain, cfg, monitor_every, plan.learning_rate)),
         }, rounds)
     rates = {name: [rate for rate, _ in values] for name, values in results.items()}
     setup = {name: bc.median([fixed for _, fixed in values]) for name, values in results.items()}

@@ -29,12 +29,11 @@ def current_learning_rate(optimizer) -> float:
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
-def rates_at_steps(optimizer) -> Callable[[list[int]], list[float]] | None:
+def rates_at_steps(schedule) -> Callable[[list[int]], list[float]] | None:
     """For a schedule: a traced function giving its rate at many steps in one call,
     which spares training an eager evaluation of the schedule at every step (about
     0.7 ms each on 2 cores, several percent of a small model's step). None otherwise,
     and off the TensorFlow backend, where a schedule's ops cannot run in a tf.function."""
-    schedule = getattr(optimizer, "_learning_rate", None)
     if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
         return None
     if keras.backend.backend() != "tensorflow":
@@ -53,6 +52,15 @@ def rates_at_steps(optimizer) -> Callable[[list[int]], list[float]] | None:
         return [float(r) for r in rates(tf.constant(steps, tf.int64)).numpy()]
 
     return rates_for
+
+
+def schedule_of(optimizer):
+    """The schedule an optimizer was built with, or its float rate, read from its public
+    config (a schedule comes back as an equal copy)."""
+    rate = optimizer.get_config().get("learning_rate")
+    if isinstance(rate, dict):
+        return keras.optimizers.schedules.deserialize(rate)
+    return rate
 
 
 def recover_batch_loss(running_mean: float, previous_mean: float | None, index: int) -> float:
@@ -75,8 +83,13 @@ class StepRecorder(keras.callbacks.Callback):
     """
 
     def __init__(self, log_dir: Path | None = None, csv_path: Path | None = None,
-                 log_every: int = 10):
+                 log_every: int = 10, first_step: int = 0, schedule=None):
+        """`first_step` numbers the first step this fit runs (a resumed run goes on
+        from where it stopped); `schedule` is the rate the optimizer was built with
+        (a float or a schedule), so rates are computed without reading its internals."""
         super().__init__()
+        self.first_step = first_step
+        self.schedule = schedule
         self.log_dir = log_dir
         self.csv_path = csv_path
         self.log_every = log_every
@@ -102,8 +115,10 @@ class StepRecorder(keras.callbacks.Callback):
         self._flushed = len(self.steps)
 
     def on_train_begin(self, logs=None):
-        self._next_step = int(self.model.optimizer.iterations.numpy())
-        self._rates_at = rates_at_steps(self.model.optimizer)
+        self._next_step = self.first_step
+        if self.schedule is None:
+            self.schedule = schedule_of(self.model.optimizer)
+        self._rates_at = rates_at_steps(self.schedule)
         if self.log_dir is not None and self.log_every:
             import tensorflow as tf
 
@@ -117,7 +132,7 @@ class StepRecorder(keras.callbacks.Callback):
             self._rate = current_learning_rate(self.model.optimizer)
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._rates_at is None and callable(getattr(self.model.optimizer, "_learning_rate", None)):
+        if self._rates_at is None and callable(self.schedule):
             # A rate given as a function may change at any step: read it before the step.
             self._rate = current_learning_rate(self.model.optimizer)
 

@@ -108,7 +108,13 @@ def cmd_train(argv: list[str]) -> int:
 
         base = config_overrides_from_best(known.from_best)
     _, cfg = _build_config(domain, parser, rest, base=base)
-    result = run_training(domain, cfg)
+    from common.lr_finder import resolve_learning_rate
+
+    bundle = domain.load_data(cfg)
+    requested = cfg.learning_rate
+    cfg, range_test, run_dir = resolve_learning_rate(domain, cfg, bundle=bundle)
+    result = run_training(domain, cfg, bundle=bundle, run_dir=run_dir, range_test=range_test,
+                          requested_learning_rate=requested)
     status = result.summary["status"]
     if status == "interrupted":
         return 130
@@ -116,7 +122,7 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def cmd_lr_find(argv: list[str]) -> int:
-    from common.lr_finder import SUGGESTION_RULES, find_learning_rate
+    from common.lr_finder import SUGGESTION_RULES, check_range_test_args, find_learning_rate
     from common.runs import create_run_dir
 
     name, rest = _split_domain("lr-find", argv)
@@ -130,9 +136,12 @@ def cmd_lr_find(argv: list[str]) -> int:
     extra.add_argument("--stop-factor", type=float, default=4.0,
                        help="stop when the smoothed loss passes this multiple of its best")
     namespace, cfg = _build_config(domain, parser, rest)
+    check_range_test_args(namespace.start_lr, namespace.end_lr, namespace.num_steps,
+                          namespace.rule, namespace.stop_factor)  # before anything is written
     bundle = domain.load_data(cfg)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = create_run_dir(Path(cfg.output) / domain.name, cfg.run_name or f"lr-find-{stamp}")
+    print(f"run directory: {out_dir}", flush=True)
     started = time.perf_counter()
     result = find_learning_rate(
         domain, cfg, bundle=bundle, out_dir=out_dir, start_lr=namespace.start_lr,

@@ -330,3 +330,29 @@ def diagnose(
     report["verdict"] = verdict
     report["evidence"] = evidence
     return report
+
+
+def diagnose_run(summary: dict[str, Any], losses: Sequence[float]) -> dict[str, Any]:
+    """The diagnosis of a finished run from its summary and per-step losses.
+
+    Training and `lrsuite report --rediagnose` both call this, so a re-diagnosed run
+    sees the same evidence (warmup, update ratios, the range test's suggestion) and
+    only new rules can change its verdict.
+    """
+    objective = summary.get("objective")
+    value = summary.get(objective) if objective else None
+    value = float(value) if isinstance(value, (int, float)) else None
+    history = summary.get("history", {})
+    return diagnose(
+        list(losses),
+        diverged=summary.get("status") == "diverged",
+        divergence_reason=summary.get("divergence", {}).get("reason", ""),
+        epoch_losses=history.get("loss", []),
+        warmup_steps=int(summary.get("warmup_steps", 0)),
+        learning_rate=float(summary["learning_rate"]),
+        suggested_learning_rate=summary.get("lr_find", {}).get("suggestion"),
+        update_ratios=summary.get("update_ratios", []),
+        final_metric=(objective, value) if value is not None and math.isfinite(value) else None,
+        objective_history=history.get(objective, []) if objective else [],
+        direction=summary.get("direction", "max"),
+    )

@@ -1,10 +1,11 @@
 """The learning-rate range test (Smith 2017; fastai's `lr_find`), on Keras 3.
 
-From the model's initial weights, the rate rises (exponentially by default) from
-`start_lr` to `end_lr` over `num_steps` training steps while the batch loss is
-recorded. It stops early once the smoothed loss exceeds `stop_factor` times its best
-(the divergence rule), restores the initial weights exactly, and suggests rates by
-three known rules:
+From the model's initial weights, the rate rises exponentially from `start_lr` to
+`end_lr` over `num_steps` training steps while the batch loss is recorded. The test is
+an ordinary short run on the one training path (the `range_test` schedule), so it gets
+a run directory like any other (config, summary, steps.csv, TensorBoard); the run's
+divergence watch ends it once the smoothed loss exceeds `stop_factor` times its best
+and its start. From the recorded steps it suggests rates by three known rules:
 
 - valley (default): the middle of the descent, from where the loss starts to fall to
   its minimum (fastai's rule in spirit, made robust to a noisy start);
@@ -21,15 +22,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
-from common.callbacks import StepRecorder
 from common.diagnosis import centred_average, smooth
 from common.errors import UserError
 from common.schedules import RangeTestRamp
@@ -80,26 +78,6 @@ class RangeTest:
         }
 
 
-class _StopOnDivergence(keras.callbacks.Callback):
-    """Stops the ramp when the smoothed loss passes stop_factor x its best, or NaN."""
-
-    def __init__(self, recorder: StepRecorder, stop_factor: float, beta: float):
-        super().__init__()
-        self.recorder = recorder
-        self.stop_factor = stop_factor
-        self.beta = beta
-        self.stopped = False
-
-    def on_train_batch_end(self, batch, logs=None):
-        curve = smooth(self.recorder.losses, self.beta)
-        latest = curve[-1]
-        best = np.nanmin(curve) if np.isfinite(curve).any() else math.nan
-        raw = self.recorder.losses[-1]
-        if not math.isfinite(raw) or (len(curve) > 1 and latest > self.stop_factor * best):
-            self.stopped = True
-            self.model.stop_training = True
-
-
 def _valley(lrs: np.ndarray, losses: np.ndarray) -> float:
     """The middle of the descent: from where the loss starts to fall to its minimum.
 
@@ -148,66 +126,6 @@ def suggest(lrs: list[float], losses: list[float]) -> dict[str, float]:
         "steepest": float(lrs_a[int(np.argmin(slopes))]),
         "minimum": float(lrs_a[best] / 10.0),
     }
-
-
-def range_test(
-    model,
-    train,
-    *,
-    compile_fn,
-    start_lr: float = 1e-7,
-    end_lr: float = 10.0,
-    num_steps: int = 100,
-    mode: str = "exponential",
-    stop_factor: float = 4.0,
-    beta: float | None = None,
-    rule: str = "valley",
-) -> RangeTest:
-    """Run the range test on `model` and leave its weights exactly as they were.
-
-    Args:
-        model: a built Keras model (compiled or not).
-        train: a repeating tf.data pipeline of equal-size batches.
-        compile_fn: (model, learning_rate_schedule) -> None; compiles with the run's
-            optimizer, loss and metrics.
-        start_lr, end_lr, num_steps, mode: the ramp (see `RangeTestRamp`).
-        stop_factor: stop once the smoothed loss exceeds this multiple of its best.
-        beta: smoothing of the loss; None picks `smoothing_for(num_steps)`.
-        rule: which suggestion becomes `.suggestion`.
-    """
-    if rule not in SUGGESTION_RULES:
-        raise UserError(
-            f"unknown suggestion rule {rule!r}. Expected one of: {', '.join(SUGGESTION_RULES)}"
-        )
-    if stop_factor <= 1:
-        raise UserError(f"stop_factor must be > 1. Received: stop_factor={stop_factor}")
-    try:
-        ramp = RangeTestRamp(start_lr, end_lr, num_steps, mode=mode)
-    except ValueError as error:
-        raise UserError(f"range test: {error}") from None
-    beta = smoothing_for(num_steps) if beta is None else beta
-    initial = [np.array(w) for w in model.get_weights()]
-    compile_fn(model, ramp)
-    recorder = StepRecorder(log_every=0)
-    stopper = _StopOnDivergence(recorder, stop_factor, beta)
-    started = time.perf_counter()
-    try:
-        model.fit(train, epochs=1, steps_per_epoch=num_steps, verbose=0, shuffle=False,
-                  callbacks=[recorder, stopper])
-    finally:
-        model.set_weights(initial)
-    wall = time.perf_counter() - started
-    smoothed = smooth(recorder.losses, beta).tolist()
-    suggestions = suggest(recorder.learning_rates, recorder.losses)
-    return RangeTest(
-        learning_rates=recorder.learning_rates,
-        losses=recorder.losses,
-        smoothed=smoothed,
-        suggestions=suggestions,
-        rule=rule,
-        stopped_early=stopper.stopped,
-        wall_time_s=wall,
-    )
 
 
 def write_outputs(result: RangeTest, out_dir: Path, title: str) -> None:
@@ -267,30 +185,114 @@ def write_outputs(result: RangeTest, out_dir: Path, title: str) -> None:
     writer.flush()
 
 
+def check_range_test_args(start_lr: float, end_lr: float, num_steps: int, rule: str,
+                          stop_factor: float) -> None:
+    """Every argument of a range test, checked before anything is written."""
+    if rule not in SUGGESTION_RULES:
+        raise UserError(
+            f"unknown suggestion rule {rule!r}. Expected one of: {', '.join(SUGGESTION_RULES)}"
+        )
+    if not (math.isfinite(stop_factor) and stop_factor > 1):
+        raise UserError(f"--stop-factor must be > 1. Received: stop_factor={stop_factor}")
+    try:
+        RangeTestRamp(start_lr, end_lr, num_steps)
+    except ValueError as error:
+        raise UserError(f"range test: {error}") from None
+
+
+def range_test_config(cfg, *, start_lr: float, end_lr: float, num_steps: int,
+                      stop_factor: float, steps_per_epoch: int, run_name: str):
+    """The run that is the range test: the `range_test` schedule over `num_steps`
+    steps (whole epochs of at most `steps_per_epoch`), stopped by the divergence watch."""
+    per_epoch = min(steps_per_epoch, num_steps)
+    return cfg.replace(
+        learning_rate=float(end_lr), schedule="range_test",
+        schedule_args={"start_lr": float(start_lr)}, warmup_epochs=0.0,
+        epochs=math.ceil(num_steps / per_epoch), steps_per_epoch=per_epoch,
+        early_stopping=0, divergence_factor=float(stop_factor), monitor_every=0,
+        resume=False, run_name=run_name)
+
+
 def find_learning_rate(domain, cfg, *, bundle=None, out_dir: Path, start_lr: float = 1e-7,
                        end_lr: float = 10.0, num_steps: int = 100, rule: str = "valley",
-                       stop_factor: float = 4.0) -> RangeTest:
-    """The range test for a domain's model, built from `cfg` with its seed."""
-    from common.distribute import strategy_for
-    from common.seed import set_seed
-    from common.training import compile_model
+                       stop_factor: float = 4.0, announce: bool = False) -> RangeTest:
+    """The range test for a domain's model, built from `cfg` with its seed: one short
+    run on the training path into the run directory `out_dir`, then its suggestions,
+    plot, CSV and JSON written beside the run's own files.
 
-    strategy = strategy_for(cfg)
-    set_seed(cfg.seed, cfg.deterministic)
+    A finished range test in `out_dir` is read back instead of run again."""
+    from common.training import run_training, steps_per_epoch_for
+
+    check_range_test_args(start_lr, end_lr, num_steps, rule, stop_factor)
+    if (out_dir / "range_test.json").is_file():
+        return read_range_test(out_dir)
     bundle = bundle or domain.load_data(cfg)
-    with strategy.scope():  # the same replicas as the run it suggests a rate for
-        model = domain.build_model(cfg, bundle)
-        result = range_test(
-            model,
-            bundle.train,
-            compile_fn=lambda m, rate: compile_model(domain, cfg, m, rate, bundle),
-            start_lr=start_lr,
-            end_lr=end_lr,
-            num_steps=num_steps,
-            stop_factor=stop_factor,
-            rule=rule,
-        )
+    test_cfg = range_test_config(cfg, start_lr=start_lr, end_lr=end_lr, num_steps=num_steps,
+                                 stop_factor=stop_factor,
+                                 steps_per_epoch=steps_per_epoch_for(cfg, bundle),
+                                 run_name=out_dir.name)
+    # An interrupted range test (a sweep killed in it) continues where it stopped.
+    test_cfg = test_cfg.replace(resume=(out_dir / "config.json").is_file())
+    run = run_training(domain, test_cfg, bundle=bundle, run_dir=out_dir, kind="range_test",
+                       announce=announce)
+    recorder = run.recorder
+    beta = smoothing_for(num_steps)
+    result = RangeTest(
+        learning_rates=list(recorder.learning_rates),
+        losses=list(recorder.losses),
+        smoothed=smooth(recorder.losses, beta).tolist(),
+        suggestions=suggest(recorder.learning_rates, recorder.losses),
+        rule=rule,
+        stopped_early=run.summary["status"] == "diverged",
+        wall_time_s=float(run.summary["wall_time_s"]),
+    )
     title = (f"LR range test: {domain.name}, {bundle.description}; optimizer {cfg.optimizer}, "
              f"batch {cfg.batch_size}, seed {cfg.seed}, {len(result.losses)} steps")
     write_outputs(result, out_dir, title)
     return result
+
+
+def read_range_test(out_dir: Path) -> RangeTest:
+    """A finished range test read back from its range_test.json."""
+    data = json.loads((out_dir / "range_test.json").read_text(encoding="utf-8"))
+    nan = float("nan")
+    result = RangeTest(
+        learning_rates=data["learning_rates"],
+        losses=[nan if v is None else v for v in data["losses"]],
+        smoothed=[nan if v is None else v for v in data["smoothed"]],
+        suggestions=data["suggestions"], rule=data["rule"],
+        stopped_early=data["stopped_early"], wall_time_s=data["wall_time_s"], out_dir=out_dir,
+        files=data.get("files", {}))
+    return result
+
+
+def resolve_learning_rate(domain, cfg, *, bundle=None, root: Path | None = None,
+                          announce: bool = True):
+    """Turn `--lr auto` into a number before training: a resumed run keeps the rate it
+    chose; a new one runs the range test inside its own (new) run directory.
+
+    Returns (cfg with a numeric rate, the range test's summary or None, the run
+    directory made for the run or None)."""
+    from common.runs import create_run_dir, default_run_name, existing_run_dir, read_json
+    from common.training import plan_schedule, steps_per_epoch_for
+
+    if cfg.learning_rate != "auto":
+        return cfg, None, None
+    root = root or Path(cfg.output) / domain.name
+    if cfg.resume:
+        run_dir = existing_run_dir(root, cfg.run_name)
+        stored = read_json(run_dir / "config.json")
+        if not isinstance(stored.get("learning_rate"), (int, float)):
+            raise UserError(f"{run_dir}/config.json: no learning rate was chosen yet; drop "
+                            "--resume to start the run again.")
+        summary_path = run_dir / "summary.json"
+        finder = read_json(summary_path).get("lr_find") if summary_path.exists() else None
+        return cfg.replace(learning_rate=float(stored["learning_rate"])), finder, None
+    bundle = bundle or domain.load_data(cfg)
+    plan_schedule(cfg, 1e-3, steps_per_epoch_for(cfg, bundle))  # a bad schedule fails first
+    run_dir = create_run_dir(root, cfg.run_name or default_run_name(
+        cfg.optimizer, cfg.schedule, "auto"))
+    result = find_learning_rate(domain, cfg, bundle=bundle, out_dir=run_dir / "lr_find")
+    if announce:
+        print(f"range test suggests learning rate {result.suggestion:.3g}", flush=True)
+    return cfg.replace(learning_rate=result.suggestion), result.as_summary(), run_dir

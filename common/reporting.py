@@ -328,32 +328,21 @@ def rediagnose_sweep(sweep_dir: Path) -> int:
     """Re-run the diagnosis of every finished run of a sweep from what it recorded
     (steps.csv and the epoch history), so a sweep made under older rules reads with the
     current ones. Returns the number of runs updated."""
-    from common.diagnosis import diagnose
+    from common.diagnosis import diagnose_run
     from common.runs import write_json
 
-    state = read_json(sweep_dir / "sweep.json")
-    suggestion = state.get("range_test", {}).get("suggestion")
-    objective, direction = state.get("objective"), state.get("direction", "max")
+    range_test = read_json(sweep_dir / "sweep.json").get("range_test")
     updated = 0
     for path in sorted(sweep_dir.glob("*/summary.json")):
         summary = read_json(path)
-        if summary.get("status") not in ("completed", "diverged"):
+        if summary.get("status") not in ("completed", "diverged") or \
+                summary.get("kind") == "range_test":
             continue
+        if range_test and "lr_find" not in summary:  # runs of sweeps made before runs kept it
+            summary["lr_find"] = range_test
         _, _, losses = read_steps(path.parent)
-        history = summary.get("history", {})
         old = summary.get("diagnosis", {})
-        value = _metric(summary, objective)
-        summary["diagnosis"] = diagnose(
-            losses.tolist(),
-            diverged=summary["status"] == "diverged",
-            divergence_reason=summary.get("divergence", {}).get("reason", ""),
-            epoch_losses=history.get("loss", []),
-            learning_rate=float(summary["learning_rate"]),
-            suggested_learning_rate=suggestion,
-            final_metric=(objective, value) if value is not None else None,
-            objective_history=history.get(objective, []),
-            direction=direction,
-        )
+        summary["diagnosis"] = diagnose_run(summary, losses.tolist())
         summary["diagnosis"]["previous_verdict"] = old.get("verdict")
         write_json(path, summary)
         updated += 1

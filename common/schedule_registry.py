@@ -162,6 +162,12 @@ def _plateau(lr, spe, total, warmup, a):
     return lr  # a float rate that ReduceLROnPlateau may lower
 
 
+def _range_test(lr, spe, total, warmup, a):
+    if total < 2:
+        raise ValueError(f"the range test needs at least 2 steps. Received: {total} steps")
+    return S.RangeTestRamp(float(a["start_lr"]), lr, total)
+
+
 CYCLE_PARAMS = (
     Param("base_fraction", 0.25, "lower bound as a fraction of --lr (the upper bound)"),
     Param("half_cycle_epochs", 2.0, "half a cycle, in epochs (Smith: 2-10x an epoch)"),
@@ -263,6 +269,13 @@ SPECS: dict[str, ScheduleSpec] = {
              Param("patience", 2, "epochs without improvement before reducing"),
              Param("min_fraction", 1e-3, "floor as a fraction of --lr")),
             _plateau,
+        ),
+        ScheduleSpec(
+            "range_test",
+            "the range test's ramp: exponential from start_lr up to --lr over the run",
+            (Param("start_lr", 1e-7, "the first rate (> 0, below --lr)"),),
+            _range_test,
+            warmup="native",
         ),
     )
 }

@@ -89,6 +89,7 @@ class Sweep:
         self.range_test_steps = range_test_steps
         self.announce = announce
         self.summaries: dict[str, dict[str, Any]] = {}
+        self.range_test: dict[str, Any] | None = None
         self._started = 0.0
         self._done = 0
 
@@ -139,7 +140,8 @@ class Sweep:
         cfg = self.cfg.replace(run_name=run.name, resume=(run_dir / "config.json").exists(),
                                **run.overrides)
         summary = run_training(self.domain, cfg, bundle=bundle, announce=False,
-                               save_model=False, run_root=self.dir).summary
+                               save_model=False, run_root=self.dir,
+                               range_test=self.range_test).summary
         self._progress(run, summary, reused=False)
         return summary
 
@@ -174,6 +176,7 @@ class Sweep:
                                         out_dir=self.dir / "lr-find",
                                         num_steps=self.range_test_steps)
             finder = result.as_summary()
+        self.range_test = finder
         if self.announce:
             print(f"range test suggests {finder['suggestion']:.3g}", flush=True)
 

@@ -1,11 +1,13 @@
 """The one training path: config -> data -> model -> optimizer and schedule -> callbacks
--> run directory -> TensorBoard. `train`, `lr-find`, sweeps and tuner trials all use it.
+-> run directory -> TensorBoard. `train`, `lr-find` (a range test is a short run with
+the `range_test` schedule), sweeps and tuner trials all use it.
+
+A rate of 'auto' is resolved before this module is called (`common.lr_finder`), so a
+run only ever trains at a number.
 """
 
 from __future__ import annotations
 
-import csv
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,20 +18,18 @@ import keras
 
 from common import callbacks as cb
 from common.config import TrainConfig
-from common.diagnosis import diagnose
+from common.diagnosis import diagnose_run
 from common.distribute import strategy_for
 from common.domain import DataBundle, Domain
 from common.errors import UserError
 from common.optim import build_optimizer
-from common.runs import (
-    create_run_dir,
-    default_run_name,
-    existing_run_dir,
-    read_json,
-    write_json,
-)
+from common.resume import BACKUP_DIR, ResumableBackup, completed_epochs, resume_changes
+from common.run_steps import restart_steps_csv
+from common.runs import create_run_dir, default_run_name, existing_run_dir, read_json, write_json
 from common.schedule_registry import Plan, build_schedule
 from common.seed import set_seed
+
+RUN_KINDS = ("train", "range_test")  # a range test neither validates, tests nor saves
 
 
 @dataclass
@@ -37,6 +37,7 @@ class RunResult:
     run_dir: Path
     summary: dict[str, Any]
     model: Any = field(default=None, repr=False)
+    recorder: Any = field(default=None, repr=False)
 
 
 def steps_per_epoch_for(cfg: TrainConfig, bundle: DataBundle) -> int:
@@ -101,16 +102,39 @@ def _split_metrics(history: dict[str, list[float]]) -> dict[str, float]:
     return out
 
 
-def _read_steps(path: Path, keep_below: int) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="", encoding="utf-8") as stream:
-        rows = [row for row in csv.DictReader(stream) if int(row["step"]) < keep_below]
-    with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.DictWriter(stream, fieldnames=cb.STEP_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    return rows
+@dataclass
+class _Opened:
+    """A run directory ready to train into, and what an interrupted run left there."""
+
+    run_dir: Path
+    previous: dict[str, Any]
+    done_epochs: int
+    budget_changes: list[dict[str, Any]]
+
+
+def _open_run_dir(domain: Domain, cfg: TrainConfig, root: Path, run_dir: Path | None,
+                  requested_rate: Any) -> _Opened:
+    """The run directory: made fresh, or the one to resume after checking that the
+    command is the run's own (else a UserError, and nothing is touched)."""
+    if not cfg.resume:
+        if run_dir is None:
+            name = cfg.run_name or default_run_name(cfg.optimizer, cfg.schedule, cfg.learning_rate)
+            run_dir = create_run_dir(root, name)
+        else:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        return _Opened(run_dir, {}, 0, [])
+    run_dir = run_dir or existing_run_dir(root, cfg.run_name)
+    if not (run_dir / "config.json").is_file():
+        raise UserError(f"{run_dir}: no run to resume there (config.json missing).")
+    stored = read_json(run_dir / "config.json")
+    previous = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
+    done = completed_epochs(run_dir / BACKUP_DIR)
+    wanted = {**cfg.to_dict(), "learning_rate": requested_rate}
+    grown = resume_changes(stored, wanted, done)
+    changes = list(previous.get("budget_changes", []))
+    for name, (old, new) in grown.items():
+        changes.append({"field": name, "from": old, "to": new, "at_epoch": done})
+    return _Opened(run_dir, previous, done, changes)
 
 
 def run_training(
@@ -122,128 +146,91 @@ def run_training(
     save_model: bool = True,
     announce: bool = True,
     run_root: Path | None = None,
+    run_dir: Path | None = None,
+    range_test: dict[str, Any] | None = None,
+    requested_learning_rate: Any = None,
+    kind: str = "train",
 ) -> RunResult:
-    """Train `domain` with `cfg` in a new run directory and return its summary.
+    """Train `domain` with `cfg` in a run directory and return its summary.
 
-    Bad input (data, schedule) raises UserError before any directory is created. A
-    diverged run stops at once and is returned with status "diverged"; Ctrl-C ends it
-    as "interrupted"; both keep everything written so far. `run_root` replaces
-    `<output>/<domain>` as the folder the run directory is made in (sweeps, searches).
+    Bad input (data, schedule, a resume with other flags) raises UserError before
+    anything is written. A diverged run stops at once and is returned with status
+    "diverged"; Ctrl-C ends it as "interrupted"; both keep everything written so far.
+
+    Args:
+        run_root: replaces `<output>/<domain>` as the folder runs are made in.
+        run_dir: the run's own directory, when the caller chose it (a range test's).
+        range_test: the summary of the range test that chose the rate, recorded in
+            the run's summary and used by its diagnosis.
+        requested_learning_rate: what the user asked for ('auto'), when the caller
+            resolved it to `cfg.learning_rate`.
+        kind: "train", or "range_test" (no validation, test, saved model or diagnosis).
     """
+    if kind not in RUN_KINDS:
+        raise ValueError(f"kind must be one of {RUN_KINDS}. Received: kind={kind!r}")
+    if not isinstance(cfg.learning_rate, float):
+        raise ValueError("run_training needs a numeric learning rate; resolve 'auto' first "
+                         "with common.lr_finder.resolve_learning_rate.")
+    requested = cfg.learning_rate if requested_learning_rate is None else requested_learning_rate
     strategy = strategy_for(cfg)  # first: splitting the CPU must precede TensorFlow's start
     set_seed(cfg.seed, cfg.deterministic)
     bundle = bundle or domain.load_data(cfg)
     steps_per_epoch = steps_per_epoch_for(cfg, bundle)
-    probe_rate = cfg.learning_rate if isinstance(cfg.learning_rate, float) else 1e-3
-    plan_schedule(cfg, probe_rate, steps_per_epoch)  # validate before writing anything
-
-    root = run_root or Path(cfg.output) / domain.name
-    if cfg.resume:
-        run_dir = existing_run_dir(root, cfg.run_name)
-        previous = read_json(run_dir / "summary.json") if (run_dir / "summary.json").exists() else {}
-    else:
-        name = cfg.run_name or default_run_name(cfg.optimizer, cfg.schedule, cfg.learning_rate)
-        run_dir = create_run_dir(root, name)
-        previous = {}
+    plan = plan_schedule(cfg, cfg.learning_rate, steps_per_epoch)  # before anything is written
+    opened = _open_run_dir(domain, cfg, run_root or Path(cfg.output) / domain.name, run_dir,
+                           requested)
+    run_dir = opened.run_dir
     if announce:
         print(f"run directory: {run_dir}", flush=True)
-
-    learning_rate = cfg.learning_rate
-    finder = None
-    if learning_rate == "auto":
-        if previous.get("learning_rate"):
-            learning_rate = float(previous["learning_rate"])
-        else:
-            from common.lr_finder import find_learning_rate
-
-            finder = find_learning_rate(domain, cfg, bundle=bundle, out_dir=run_dir / "lr_find")
-            learning_rate = finder.suggestion
-            if announce:
-                print(f"range test suggests learning rate {learning_rate:.3g}", flush=True)
-    plan = plan_schedule(cfg, learning_rate, steps_per_epoch)
-    write_json(run_dir / "config.json", {**cfg.to_dict(), "learning_rate": learning_rate,
-                                          "requested_learning_rate": cfg.learning_rate})
+    write_json(run_dir / "config.json", {**cfg.to_dict(), "requested_learning_rate": requested})
 
     set_seed(cfg.seed, cfg.deterministic)
     with strategy.scope():  # weights, optimizer slots and metrics on every replica
         model = domain.build_model(cfg, bundle)
         compile_model(domain, cfg, model, plan.learning_rate, bundle)
 
-    steps_csv = run_dir / "steps.csv"
-    previous_epochs = len(previous.get("history", {}).get("loss", []))
-    recorder = cb.StepRecorder(run_dir / "train", steps_csv, log_every=cfg.log_lr_every)
-    recorder.load_previous(_read_steps(steps_csv, previous_epochs * steps_per_epoch))
-    watch = cb.DivergenceWatch(recorder, factor=cfg.divergence_factor)
-    history = {k: v[:previous_epochs] for k, v in previous.get("history", {}).items()}
-
-    summary: dict[str, Any] = {
-        "domain": domain.name,
-        "run_dir": str(run_dir),
-        "data": bundle.description,
-        "status": "running",
-        "learning_rate": learning_rate,
-        "optimizer": cfg.optimizer,
-        "schedule": cfg.schedule,
-        "epochs_planned": cfg.epochs,
-        "steps_per_epoch": steps_per_epoch,
-        "batch_size": cfg.batch_size,
-        "seed": cfg.seed,
-        "strategy": cfg.strategy,
-        "replicas": strategy.num_replicas_in_sync,
-        "objective": domain.objective,
-        "direction": domain.direction,
-        "history": history,
-    }
-    if finder is not None:
-        summary["lr_find"] = finder.as_summary()
+    done = opened.done_epochs
+    recorder = cb.StepRecorder(run_dir / "train", run_dir / "steps.csv",
+                               log_every=1 if kind == "range_test" else cfg.log_lr_every,
+                               first_step=done * steps_per_epoch, schedule=plan.learning_rate)
+    recorder.load_previous(restart_steps_csv(run_dir / "steps.csv", done * steps_per_epoch))
+    history = {k: v[:done] for k, v in opened.previous.get("history", {}).items()}
+    summary = _start_summary(domain, cfg, bundle, strategy, run_dir, steps_per_epoch, history,
+                             kind)
+    if opened.budget_changes:
+        summary["budget_changes"] = opened.budget_changes
+    if range_test is not None:
+        summary["lr_find"] = range_test
 
     def journal_update(epochs_history: dict[str, list[float]]) -> None:
         summary["history"] = epochs_history
         summary["epochs_run"] = len(epochs_history.get("loss", []))
         write_json(run_dir / "summary.json", summary)
 
+    watch = cb.DivergenceWatch(recorder, factor=cfg.divergence_factor)
     journal = cb.EpochJournal(journal_update, history)
-    callbacks = [
-        recorder,
-        watch,
-        journal,
-        keras.callbacks.TensorBoard(log_dir=str(run_dir)),
-        keras.callbacks.BackupAndRestore(str(run_dir / "backup"), delete_checkpoint=False),
-    ]
+    callbacks = [recorder, watch, journal, keras.callbacks.TensorBoard(log_dir=str(run_dir)),
+                 ResumableBackup(run_dir / BACKUP_DIR)]
     dynamics = None
-    if cfg.monitor_every:
+    if cfg.monitor_every and kind == "train":
         dynamics = cb.TrainingDynamics(
-            run_dir / "train", cfg.monitor_every, _probe_batch(bundle), domain.loss(cfg)
-        )
+            run_dir / "train", cfg.monitor_every, _probe_batch(bundle), domain.loss(cfg))
         callbacks.append(dynamics)
-    if plan.plateau:
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss" if bundle.val is not None else "loss", verbose=1,
-            **plan.plateau))
-    if cfg.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor=domain.objective if bundle.val is not None else "loss",
-            mode=domain.direction if bundle.val is not None else "min",
-            patience=cfg.early_stopping, restore_best_weights=True))
+    validation = bundle.val if kind == "train" else None
+    callbacks.extend(_stopping_callbacks(domain, cfg, plan, validation))
     callbacks.extend(extra_callbacks or [])
     write_json(run_dir / "summary.json", summary)
 
     train = bundle.train
-    if previous_epochs:
+    if done:
         # Same batches as an uninterrupted run: skip what the finished epochs consumed.
-        train = train.skip(previous_epochs * steps_per_epoch)
+        train = train.skip(done * steps_per_epoch)
     started = time.perf_counter()
     status = "completed"
     try:
-        model.fit(
-            train,
-            epochs=cfg.epochs,
-            steps_per_epoch=steps_per_epoch,
-            validation_data=bundle.val,
-            callbacks=callbacks,
-            verbose=_verbosity(cfg),
-            shuffle=False,  # the tf.data pipeline shuffles itself
-        )
+        model.fit(train, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+                  validation_data=validation, callbacks=callbacks, verbose=_verbosity(cfg),
+                  shuffle=False)  # the tf.data pipeline shuffles itself
     except KeyboardInterrupt:
         status = "interrupted"
     except Exception:
@@ -254,8 +241,7 @@ def run_training(
     wall = time.perf_counter() - started
     if watch.diverged:
         status = "diverged"
-    new_steps = sum(1 for s in recorder.steps if s >= previous_epochs * steps_per_epoch)
-
+    new_steps = sum(1 for s in recorder.steps if s >= done * steps_per_epoch)
     summary.update(_split_metrics(journal.history))
     summary.update({
         "status": status,
@@ -266,37 +252,72 @@ def run_training(
     })
     if watch.diverged:
         summary["divergence"] = {"step": watch.step, "reason": watch.reason}
+    if dynamics is not None:
+        summary["update_ratios"] = [r["update_ratio/global"] for r in dynamics.records]
+    if kind == "train":
+        _evaluate_and_save(domain, cfg, model, bundle, run_dir, summary, save_model)
+        summary["diagnosis"] = diagnose_run(summary, recorder.losses)
+    write_json(run_dir / "summary.json", summary)
+    if announce:
+        _announce_end(domain, summary, run_dir, watch)
+    return RunResult(run_dir=run_dir, summary=summary, model=model, recorder=recorder)
 
-    if status == "completed" and bundle.test is not None:
+
+def _start_summary(domain, cfg, bundle, strategy, run_dir, steps_per_epoch, history,
+                   kind) -> dict[str, Any]:
+    return {
+        "domain": domain.name,
+        "kind": kind,
+        "run_dir": str(run_dir),
+        "data": bundle.description,
+        "status": "running",
+        "learning_rate": cfg.learning_rate,
+        "optimizer": cfg.optimizer,
+        "schedule": cfg.schedule,
+        "epochs_planned": cfg.epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "warmup_steps": round(cfg.warmup_epochs * steps_per_epoch),
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "strategy": cfg.strategy,
+        "replicas": strategy.num_replicas_in_sync,
+        "objective": domain.objective,
+        "direction": domain.direction,
+        "history": history,
+    }
+
+
+def _stopping_callbacks(domain: Domain, cfg: TrainConfig, plan: Plan, validation) -> list:
+    """Plateau reduction and early stopping, on the validation objective if there is one."""
+    callbacks = []
+    if plan.plateau:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss" if validation is not None else "loss", verbose=1, **plan.plateau))
+    if cfg.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=domain.objective if validation is not None else "loss",
+            mode=domain.direction if validation is not None else "min",
+            patience=cfg.early_stopping, restore_best_weights=True))
+    return callbacks
+
+
+def _evaluate_and_save(domain, cfg, model, bundle, run_dir, summary, save_model) -> None:
+    if summary["status"] != "completed":
+        return
+    if bundle.test is not None:
         results = model.evaluate(bundle.test, return_dict=True, verbose=0)
         summary.update({f"test_{k}": float(v) for k, v in results.items()})
         if domain.evaluate_extra is not None:
             summary.update(domain.evaluate_extra(model, bundle, cfg, run_dir))
-    if status == "completed" and save_model:
+    if save_model:
         model.save(run_dir / "model.keras")
 
+
+def _announce_end(domain, summary, run_dir, watch) -> None:
     objective = summary.get(domain.objective)
-    epoch_losses = journal.history.get("loss", [])
-    ratios = [r["update_ratio/global"] for r in (dynamics.records if dynamics else [])]
-    summary["diagnosis"] = diagnose(
-        recorder.losses,
-        diverged=watch.diverged,
-        divergence_reason=watch.reason,
-        epoch_losses=epoch_losses,
-        warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
-        learning_rate=learning_rate,
-        suggested_learning_rate=finder.suggestion if finder else None,
-        update_ratios=ratios,
-        final_metric=(domain.objective, objective) if objective is not None and math.isfinite(objective) else None,
-        objective_history=journal.history.get(domain.objective, []),
-        direction=domain.direction,
-    )
-    write_json(run_dir / "summary.json", summary)
-    if announce:
-        verdict = summary["diagnosis"]["verdict"]
-        print(f"{status}: {domain.objective}={objective} diagnosis={verdict} -> {run_dir}",
-              flush=True)
-        if watch.diverged:
-            print(f"diverged: {watch.reason}; the run directory keeps everything so far.",
-                  flush=True)
-    return RunResult(run_dir=run_dir, summary=summary, model=model)
+    verdict = summary["diagnosis"]["verdict"] if summary.get("diagnosis") else "-"
+    print(f"{summary['status']}: {domain.objective}={objective} diagnosis={verdict} -> {run_dir}",
+          flush=True)
+    if watch.diverged:
+        print(f"diverged: {watch.reason}; the run directory keeps everything so far.", flush=True)
+

@@ -145,7 +145,7 @@ def test_bulk_rates_equal_the_rates_the_optimizer_reads_for_every_schedule(warmu
             continue  # a float rate that a callback lowers; tested above
         plan = build_schedule(name, 0.1, steps_per_epoch=5, epochs=6, warmup_epochs=warmup_epochs)
         optimizer = keras.optimizers.SGD(plan.learning_rate)
-        bulk = rates_at_steps(optimizer)
+        bulk = rates_at_steps(plan.learning_rate)
         if not isinstance(plan.learning_rate, keras.optimizers.schedules.LearningRateSchedule):
             assert bulk is None, name  # constant without warmup is a float rate
             continue
@@ -161,4 +161,4 @@ def test_bulk_rates_equal_the_rates_the_optimizer_reads_for_every_schedule(warmu
 def test_no_bulk_rates_for_a_plain_rate():
     from common.callbacks import rates_at_steps
 
-    assert rates_at_steps(keras.optimizers.SGD(0.1)) is None
+    assert rates_at_steps(0.1) is None

@@ -9,28 +9,41 @@ import pytest
 
 from common import lr_finder
 from common.errors import UserError
-from common.seed import set_seed
-from common.training import compile_model, run_training
+from common.training import run_training
 from tests.toy_domain import KNOWN_GOOD_BAND, TOY, ToyConfig
 
 
-def test_range_test_suggests_a_rate_in_the_known_good_band_and_restores_weights():
-    cfg = ToyConfig()
-    set_seed(cfg.seed)
-    bundle = TOY.load_data(cfg)
-    model = TOY.build_model(cfg, bundle)
-    before = [w.copy() for w in model.get_weights()]
-    result = lr_finder.range_test(
-        model, bundle.train, compile_fn=lambda m, rate: compile_model(TOY, cfg, m, rate),
-        start_lr=1e-7, end_lr=10.0, num_steps=100)  # the CLI defaults
-    after = model.get_weights()
-    assert all(np.array_equal(b, a) for b, a in zip(before, after, strict=True))
+def test_range_test_suggests_a_rate_in_the_known_good_band(tmp_path):
+    cfg = ToyConfig(output=str(tmp_path))
+    result = lr_finder.find_learning_rate(TOY, cfg, out_dir=tmp_path / "lr", start_lr=1e-7,
+                                          end_lr=10.0, num_steps=100)  # the CLI defaults
     low, high = KNOWN_GOOD_BAND
     for rule in ("valley", "steepest", "minimum"):
         assert low <= result.suggestions[rule] < high, (rule, result.suggestions)
     assert result.stopped_early  # 10 is far past divergence: the rule must fire
     assert result.learning_rates[-1] < 10.0
     assert result.learning_rates == sorted(result.learning_rates)
+
+
+def test_the_range_test_is_an_ordinary_run_directory(tmp_path):
+    cfg = ToyConfig(output=str(tmp_path))
+    result = lr_finder.find_learning_rate(TOY, cfg, out_dir=tmp_path / "lr", num_steps=40,
+                                          start_lr=1e-4, end_lr=10.0)
+    run = tmp_path / "lr"
+    summary = json.loads((run / "summary.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    assert summary["kind"] == "range_test" and config["schedule"] == "range_test"
+    assert summary["status"] == "diverged"  # the watch ended the ramp
+    rows = (run / "steps.csv").read_text().splitlines()[1:]
+    assert len(rows) == len(result.losses) == summary["steps_run"]
+    rates = [float(r.split(",")[2]) for r in rows]
+    assert rates == pytest.approx(result.learning_rates, rel=1e-6)
+    assert rates[0] == pytest.approx(1e-4, rel=1e-6)
+    assert list((run / "train").glob("events.out.tfevents.*"))
+    again = lr_finder.find_learning_rate(TOY, cfg, out_dir=run, num_steps=40, start_lr=1e-4,
+                                         end_lr=10.0)  # read back, not run again
+    assert again.suggestions == result.suggestions
+    assert (run / "steps.csv").read_text().splitlines()[1:] == rows
 
 
 def test_find_learning_rate_writes_png_csv_json_and_tensorboard(tmp_path):
@@ -48,7 +61,11 @@ def test_find_learning_rate_writes_png_csv_json_and_tensorboard(tmp_path):
 
 def test_train_with_auto_rate_runs_the_range_test_first(tmp_path):
     cfg = ToyConfig(learning_rate="auto", epochs=1, output=str(tmp_path), verbose=0)
-    summary = run_training(TOY, cfg, announce=False).summary
+    resolved, range_test, run_dir = lr_finder.resolve_learning_rate(TOY, cfg, announce=False)
+    assert (run_dir / "lr_find" / "range_test.json").is_file()
+    summary = run_training(TOY, resolved, run_dir=run_dir, range_test=range_test,
+                           requested_learning_rate="auto", announce=False).summary
+    assert json.loads((run_dir / "config.json").read_text())["requested_learning_rate"] == "auto"
     suggestion = summary["lr_find"]["suggestion"]
     assert summary["learning_rate"] == pytest.approx(suggestion)
     assert KNOWN_GOOD_BAND[0] <= suggestion < KNOWN_GOOD_BAND[1]
