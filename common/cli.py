@@ -110,7 +110,9 @@ def cmd_train(argv: list[str]) -> int:
     _, cfg = _build_config(domain, parser, rest, base=base)
     from common.lr_finder import resolve_learning_rate
 
-    bundle = domain.load_data(cfg)
+    # Loaded here only for a range test to share with the run; a resume is checked first.
+    needs_range_test = cfg.learning_rate == "auto" and not cfg.resume
+    bundle = domain.load_data(cfg) if needs_range_test else None
     requested = cfg.learning_rate
     cfg, range_test, run_dir = resolve_learning_rate(domain, cfg, bundle=bundle)
     result = run_training(domain, cfg, bundle=bundle, run_dir=run_dir, range_test=range_test,

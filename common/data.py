@@ -138,17 +138,21 @@ def read_table(
             f"name {', '.join(required)} (found: {', '.join(header) or 'nothing'})."
         )
     rows = []
-    for line_number, fields in enumerate(_csv_rows(reader, path, quoting), start=2):
+    line_number = reader.line_num + 1  # the physical line where the next record starts
+    for fields in _csv_rows(reader, path, quoting):
+        start, line_number = line_number, reader.line_num + 1
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # blank line, e.g. the final newline
         if len(fields) != len(header):
+            spans = f" (a record from line {start} to {reader.line_num}: check its quotes)" \
+                if reader.line_num > start else ""
             raise UserError(
-                f"{path}:{line_number}: expected {len(header)} fields separated by "
+                f"{path}:{start}: expected {len(header)} fields separated by "
                 f"{'a tab' if delimiter == chr(9) else repr(delimiter)}, found "
-                f"{len(fields)}."
+                f"{len(fields)}{spans}."
             )
         row = dict(zip(header, fields, strict=True))
-        row["_line"] = str(line_number)
+        row["_line"] = str(start)
         rows.append(row)
     if not rows:
         raise UserError(f"{path}: the file has a header but no rows.")

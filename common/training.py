@@ -173,12 +173,15 @@ def run_training(
                          "with common.lr_finder.resolve_learning_rate.")
     requested = cfg.learning_rate if requested_learning_rate is None else requested_learning_rate
     strategy = strategy_for(cfg)  # first: splitting the CPU must precede TensorFlow's start
+    root = run_root or Path(cfg.output) / domain.name
+    # A resume is checked before the data loads (it writes nothing); a new run directory
+    # is made only once the data and the schedule have passed their checks.
+    opened = _open_run_dir(domain, cfg, root, run_dir, requested) if cfg.resume else None
     set_seed(cfg.seed, cfg.deterministic)
     bundle = bundle or domain.load_data(cfg)
     steps_per_epoch = steps_per_epoch_for(cfg, bundle)
-    plan = plan_schedule(cfg, cfg.learning_rate, steps_per_epoch)  # before anything is written
-    opened = _open_run_dir(domain, cfg, run_root or Path(cfg.output) / domain.name, run_dir,
-                           requested)
+    plan = plan_schedule(cfg, cfg.learning_rate, steps_per_epoch)
+    opened = opened or _open_run_dir(domain, cfg, root, run_dir, requested)
     run_dir = opened.run_dir
     if announce:
         print(f"run directory: {run_dir}", flush=True)

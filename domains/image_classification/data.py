@@ -116,6 +116,7 @@ def read_npz(path: Path, cfg) -> ImageSplits:
                 f"{path}: x_{split} images have shape {images[split].shape[1:]} but "
                 f"x_train images have {shape}; all splits need the same size and channels."
             )
+    _check_npz_classes(path, labels)
     num_classes = int(max(labels[s].max() for s in labels if labels[s] is not None)) + 1
     if "class_names" in arrays:
         class_names = [str(name) for name in arrays["class_names"].reshape(-1)]
@@ -199,6 +200,25 @@ def _npz_labels(path: Path, arrays: dict, split: str, images) -> np.ndarray | No
     return labels.astype(np.int64)
 
 
+def _check_npz_classes(path: Path, labels: dict) -> None:
+    """At least two classes to learn, and no val/test class that train never shows."""
+    seen = set(np.unique(labels["train"]).tolist())
+    if len(seen) < 2:
+        raise UserError(
+            f"{path}: y_train holds only class {sorted(seen)}; a classifier needs at least "
+            "2 classes in the training split."
+        )
+    for split in ("val", "test"):
+        if labels[split] is None:
+            continue
+        unseen = sorted(set(np.unique(labels[split]).tolist()) - seen)
+        if unseen:
+            raise UserError(
+                f"{path}: y_{split} holds class(es) {unseen} that y_train lacks; every "
+                "class to evaluate must be in the training split."
+            )
+
+
 def read_folder(root: Path, cfg) -> ImageSplits:
     """`root/train/<class>/*`, `root/test/<class>/*`, optional `root/val/<class>/*`."""
     import keras
@@ -212,6 +232,11 @@ def read_folder(root: Path, cfg) -> ImageSplits:
     class_names = _class_folders(train_dir)
     if not class_names:
         raise UserError(f"{train_dir}: no class folders; expected train/<class>/*.png.")
+    if len(class_names) < 2:
+        raise UserError(
+            f"{train_dir}: only one class folder ({class_names[0]}/); a classifier needs at "
+            "least 2 classes, one folder each."
+        )
     split_dirs = {"train": train_dir}
     for split in ("val", "test"):
         if (root / split).is_dir():
