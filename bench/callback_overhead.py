@@ -35,7 +35,7 @@ def suite_callbacks(log_dir: Path, bundle, domain, cfg, monitor_every: int, sche
                  keras.callbacks.TensorBoard(log_dir=str(log_dir))]
     if monitor_every:
         callbacks.append(cb.TrainingDynamics(log_dir / "train", monitor_every,
-                                             _probe_batch(bundle), domain.loss(cfg)))
+                                             _probe_batch(bundle.fresh_train()), domain.loss(cfg)))
     return callbacks
 
 

@@ -38,6 +38,11 @@ class DataBundle:
         description: one line naming the data, for summaries and reports.
         info: domain-specific extras (vocabularies, class names, shapes) that
             `build_model` and `evaluate_extra` need.
+        make_train: builds the training pipeline anew. A tf.data shuffle draws a new
+            order each time the same pipeline is iterated, so a run given a bundle that
+            earlier runs used (a sweep, a search) would see another order than a run
+            that loaded the data itself; a fresh pipeline gives every run with one seed
+            the same order.
     """
 
     train: Any
@@ -46,6 +51,11 @@ class DataBundle:
     train_examples: int
     description: str
     info: dict[str, Any] = field(default_factory=dict)
+    make_train: Callable[[], Any] | None = None
+
+    def fresh_train(self):
+        """A training pipeline that nobody has iterated yet."""
+        return self.make_train() if self.make_train is not None else self.train
 
 
 @dataclass(frozen=True)

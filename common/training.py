@@ -85,8 +85,9 @@ def _verbosity(cfg: TrainConfig) -> int:
     return 1 if sys.stdout.isatty() else 2
 
 
-def _probe_batch(bundle: DataBundle):
-    for batch in bundle.train.take(1):
+def _probe_batch(train):
+    """The first batch of a training pipeline of its own (iterating one moves its order)."""
+    for batch in train.take(1):
         return batch[0], batch[1]
     return None
 
@@ -217,14 +218,15 @@ def run_training(
     dynamics = None
     if cfg.monitor_every and kind == "train":
         dynamics = cb.TrainingDynamics(
-            run_dir / "train", cfg.monitor_every, _probe_batch(bundle), domain.loss(cfg))
+            run_dir / "train", cfg.monitor_every, _probe_batch(bundle.fresh_train()),
+            domain.loss(cfg))
         callbacks.append(dynamics)
     validation = bundle.val if kind == "train" else None
     callbacks.extend(_stopping_callbacks(domain, cfg, plan, validation))
     callbacks.extend(extra_callbacks or [])
     write_json(run_dir / "summary.json", summary)
 
-    train = bundle.train
+    train = bundle.fresh_train()  # the order a run with this seed always sees
     if done:
         # Same batches as an uninterrupted run: skip what the finished epochs consumed.
         train = train.skip(done * steps_per_epoch)

@@ -39,10 +39,14 @@ def load_data(cfg) -> DataBundle:
         return x, x @ w + 0.1 * rng.normal(size=(n, 1)).astype("float32")
 
     (xt, yt), (xv, yv), (xs, ys) = split(cfg.examples), split(128), split(128)
-    train = (tf.data.Dataset.from_tensor_slices((xt, yt)).shuffle(cfg.examples, seed=cfg.seed)
-             .repeat().batch(cfg.batch_size, drop_remainder=True))
+    def make_train():
+        return (tf.data.Dataset.from_tensor_slices((xt, yt)).shuffle(cfg.examples, seed=cfg.seed)
+                .repeat().batch(cfg.batch_size, drop_remainder=True))
+
+    train = make_train()
     return DataBundle(
         train=train,
+        make_train=make_train,
         val=tf.data.Dataset.from_tensor_slices((xv, yv)).batch(64),
         test=tf.data.Dataset.from_tensor_slices((xs, ys)).batch(64),
         train_examples=cfg.examples,

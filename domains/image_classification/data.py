@@ -395,16 +395,9 @@ def read_splits(cfg) -> ImageSplits:
 # ## Prepare the data
 
 
-def load_data(cfg) -> DataBundle:
-    """The domain's `load_data`: batched pipelines ready for `model.fit`."""
-    splits = read_splits(cfg)
-    if splits.train_examples < cfg.batch_size:
-        raise UserError(
-            f"{cfg.data or cfg.dataset}: {splits.train_examples} training images are "
-            f"fewer than one batch (batch_size={cfg.batch_size}); lower --batch-size."
-        )
-    to_float = lambda image, label: (tf.cast(image, tf.float32), label)  # noqa: E731
-    train = splits.train.cache().shuffle(
+def training_pipeline(cached, splits, cfg, to_float):
+    """Shuffled (and augmented) batches of the cached training split, forever."""
+    train = cached.shuffle(
         min(splits.train_examples, SHUFFLE_BUFFER_MAX),
         seed=cfg.seed,
         reshuffle_each_iteration=True,
@@ -422,6 +415,22 @@ def load_data(cfg) -> DataBundle:
         .repeat()
         .prefetch(tf.data.AUTOTUNE)
     )
+    return train
+
+
+def load_data(cfg) -> DataBundle:
+    """The domain's `load_data`: batched pipelines ready for `model.fit`."""
+    splits = read_splits(cfg)
+    if splits.train_examples < cfg.batch_size:
+        raise UserError(
+            f"{cfg.data or cfg.dataset}: {splits.train_examples} training images are "
+            f"fewer than one batch (batch_size={cfg.batch_size}); lower --batch-size."
+        )
+    to_float = lambda image, label: (tf.cast(image, tf.float32), label)  # noqa: E731
+    cached = splits.train.cache()
+
+    def make_train():
+        return training_pipeline(cached, splits, cfg, to_float)
 
     def single_pass(dataset):
         if dataset is None:
@@ -439,7 +448,8 @@ def load_data(cfg) -> DataBundle:
         "image_shape": splits.image_shape,
     }
     return DataBundle(
-        train=train,
+        train=make_train(),
+        make_train=make_train,
         val=single_pass(splits.val),
         test=single_pass(splits.test),
         train_examples=splits.train_examples,

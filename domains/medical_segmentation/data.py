@@ -345,6 +345,7 @@ def load_data(cfg: SegmentationConfig) -> DataBundle:
     counts = f"{len(train)} train, {len(val)} val{val_note}, {info['test_images']} test"
     return DataBundle(
         train=training_pipeline(train, cfg),
+        make_train=lambda: training_pipeline(train, cfg),
         val=evaluation_pipeline(val, cfg),
         test=evaluation_pipeline(test, cfg) if test else None,
         train_examples=crops_per_epoch(train, cfg),

@@ -169,8 +169,12 @@ def load_data(cfg) -> DataBundle:
 
     description = (f"{source}: {len(train_labels)} train / {len(val_labels)} val / "
                    f"{len(test_labels)} test texts, {length} tokens")
+    def make_train():
+        return batched(train_texts, train_labels, training=True)
+
     return DataBundle(
-        train=batched(train_texts, train_labels, training=True),
+        train=make_train(),
+        make_train=make_train,
         val=batched(val_texts, val_labels, training=False),
         test=batched(test_texts, test_labels, training=False),
         train_examples=len(train_labels),

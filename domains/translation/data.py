@@ -375,10 +375,12 @@ def load_data(cfg: TranslationConfig) -> DataBundle:
         max_source_length=cfg.max_source_length,
         max_target_length=cfg.max_target_length,
     )
-    train, val, test = make_pipelines(splits, Encoder(vocabularies), cfg)
+    encoder = Encoder(vocabularies)
+    train, val, test = make_pipelines(splits, encoder, cfg)
     counts = ", ".join(f"{name} {len(splits[name][0]):,}" for name in SPLITS)
     return DataBundle(
         train=train,
+        make_train=lambda: make_pipelines(splits, encoder, cfg)[0],
         val=val,
         test=test,
         train_examples=len(train_sources),
