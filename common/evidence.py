@@ -1,0 +1,112 @@
+"""Evidence that survives seed noise: summaries over seeds, paired intervals, verdicts.
+
+A comparison of two configurations run on the same seeds is paired: seed s gives both
+the same initial weights and the same data order, so the difference per seed removes
+most of what the seed alone moves. With n seeds the paired difference gets a Student-t
+interval, which is exact for normal differences and honest at n = 3 to 5 (wide, as it
+should be); a bootstrap would understate the spread at such n.
+
+Verdicts, from the entry's point of view against its baseline:
+- `better` / `worse`: the whole interval lies on one side of zero;
+- `within noise`: the interval straddles zero;
+- `one seed`: n < 2, no spread to judge by (the difference is shown, not judged).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scipy import stats
+
+CONFIDENCE = 0.95
+METHOD = (f"paired Student-t {int(CONFIDENCE * 100)}% interval of the per-seed difference "
+          "(same seed: same initial weights and data order)")
+VERDICTS = ("better", "worse", "within noise", "one seed")
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A metric over seeds."""
+
+    mean: float
+    sd: float | None  # sample standard deviation; None for one value
+    low: float
+    high: float
+    n: int
+
+    def as_dict(self) -> dict:
+        return {"mean": self.mean, "sd": self.sd, "min": self.low, "max": self.high,
+                "n": self.n}
+
+
+def spread(values: Sequence[float]) -> Spread | None:
+    """Mean, sample sd, min and max of the finite values; None if there are none."""
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return None
+    mean = sum(finite) / len(finite)
+    sd = None
+    if len(finite) > 1:
+        sd = math.sqrt(sum((v - mean) ** 2 for v in finite) / (len(finite) - 1))
+    return Spread(mean, sd, min(finite), max(finite), len(finite))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """An entry against its baseline over the seeds both ran."""
+
+    difference: float  # mean of entry - baseline
+    low: float | None  # the interval; None with one seed
+    high: float | None
+    n: int
+    verdict: str
+
+    def as_dict(self) -> dict:
+        return {"difference": self.difference, "interval": [self.low, self.high],
+                "n": self.n, "verdict": self.verdict, "method": METHOD}
+
+
+def paired_comparison(entry: dict[int, float], baseline: dict[int, float], *,
+                      direction: str = "max", confidence: float = CONFIDENCE
+                      ) -> Comparison | None:
+    """Compare {seed: value} of an entry with a baseline's, on the seeds both have.
+
+    `direction` says which way the metric improves ("max": higher is better). None
+    when no seed is shared."""
+    if direction not in ("max", "min"):
+        raise ValueError(f"direction must be 'max' or 'min'. Received: {direction!r}")
+    seeds = sorted(s for s in entry if s in baseline
+                   and _finite(entry[s]) and _finite(baseline[s]))
+    if not seeds:
+        return None
+    diffs = [float(entry[s]) - float(baseline[s]) for s in seeds]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    if n < 2:
+        return Comparison(mean, None, None, n, "one seed")
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    low, high = mean - half, mean + half
+    if low > 0 or high < 0:
+        improves = (low > 0) == (direction == "max")
+        verdict = "better" if improves else "worse"
+    else:
+        verdict = "within noise"
+    return Comparison(mean, low, high, n, verdict)
+
+
+def majority(verdicts: Sequence[str]) -> tuple[str, int, int]:
+    """The most common verdict, its count and the total (ties: the first seen wins)."""
+    if not verdicts:
+        return ("-", 0, 0)
+    counts = Counter(verdicts)
+    top = max(counts.values())
+    winner = next(v for v in verdicts if counts[v] == top)
+    return winner, top, len(verdicts)
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(float(value))

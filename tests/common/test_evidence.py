@@ -1,0 +1,54 @@
+"""Intervals and verdicts over seeds, checked against hand-computed figures."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from common.evidence import majority, paired_comparison, spread
+
+
+def test_spread_by_hand():
+    s = spread([0.76, 0.77, 0.75])
+    assert s.mean == pytest.approx(0.76)
+    assert s.sd == pytest.approx(0.01)  # sqrt(((0)^2 + 0.01^2 + 0.01^2) / 2)
+    assert (s.low, s.high, s.n) == (0.75, 0.77, 3)
+    assert spread([1.0]).sd is None
+    assert spread([math.nan]) is None
+
+
+def test_paired_interval_by_hand():
+    # differences 0.02, 0.04, 0.03: mean 0.03, sd 0.01, t(0.975, 2) = 4.302653
+    entry = {1: 0.80, 7: 0.81, 42: 0.79}
+    baseline = {1: 0.78, 7: 0.77, 42: 0.76}
+    result = paired_comparison(entry, baseline)
+    half = 4.302653 * 0.01 / math.sqrt(3)
+    assert result.difference == pytest.approx(0.03)
+    assert result.low == pytest.approx(0.03 - half, rel=1e-5)
+    assert result.high == pytest.approx(0.03 + half, rel=1e-5)
+    assert result.verdict == "better" and result.n == 3
+
+
+def test_direction_min_turns_a_higher_loss_into_worse():
+    result = paired_comparison({1: 1.2, 2: 1.3, 3: 1.25}, {1: 1.0, 2: 1.1, 3: 1.02},
+                               direction="min")
+    assert result.verdict == "worse"
+
+
+def test_a_difference_smaller_than_its_spread_is_within_noise():
+    result = paired_comparison({1: 0.76, 2: 0.74, 3: 0.77}, {1: 0.75, 2: 0.76, 3: 0.75})
+    assert result.low < 0 < result.high and result.verdict == "within noise"
+
+
+def test_one_seed_is_not_judged_and_unshared_seeds_are_left_out():
+    one = paired_comparison({1: 0.9, 2: 0.5}, {1: 0.1})
+    assert one.verdict == "one seed" and one.low is None and one.difference == pytest.approx(0.8)
+    assert paired_comparison({1: 0.9}, {2: 0.1}) is None
+    assert paired_comparison({1: math.nan, 2: 0.5}, {1: 0.2, 2: 0.4}).n == 1
+
+
+def test_majority_counts():
+    assert majority(["too_high", "good", "too_high"]) == ("too_high", 2, 3)
+    assert majority(["good", "too_low"]) == ("good", 1, 2)
+    assert majority([]) == ("-", 0, 0)
