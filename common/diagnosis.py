@@ -34,6 +34,7 @@ SPIKE_NOISE_SIGMAS = 4.0  # ... and by more than 4x the scatter of that short av
 SPIKE_WINDOW = 5  # steps averaged when looking for a blow-up
 REBOUND_SHARE = 0.5  # the loss climbed back over half of the drop it had made
 REBOUND_MIN_FALL = 0.2  # without 3 epochs, the step trend must have fallen 20% first
+REBOUND_NOISE_SIGMAS = 4.0  # ... and fallen and climbed by 4 standard errors of the trend
 OSCILLATION_SIGN_CHANGES = 0.5  # half or more of the epoch-to-epoch moves reverse
 OSCILLATION_MIN_SWING = 0.05  # ... and the epoch losses span 5% of the start or more
 HIGH_UPDATE_RATIO = 1e-1  # update/weight ratio per step; ~1e-3 is healthy
@@ -41,6 +42,9 @@ LOW_UPDATE_RATIO = 1e-5
 LOSS_RISE_SHARE = 0.2  # the loss ended 20% above where it began (first vs last tenth)
 OBJECTIVE_COLLAPSE_SHARE = 0.5  # the objective ended over 50% below its best epoch
 STABILITY_WINDOW = 11  # steps in the centred moving average the noise is measured around
+OVERFIT_MIN_RISES = 2  # val loss rose in each of the last 2+ epochs ...
+OVERFIT_MIN_RISE = 0.1  # ... by 10% or more over its best, while the train loss fell
+STILL_IMPROVING_GAIN = 0.005  # the last epoch beat the best before it by 0.5% or more
 
 
 def smooth(losses: Sequence[float], beta: float = SMOOTHING_BETA) -> np.ndarray:
@@ -114,18 +118,36 @@ def loss_drop(losses: Sequence[float]) -> tuple[float, bool]:
     return (fall / abs(start) if start else 0.0), abs(fall) > DROP_NOISE_SIGMAS * error
 
 
-def rebound_check(curve: np.ndarray, epoch_losses: Sequence[float]) -> str:
+def trend_error(losses: Sequence[float]) -> float:
+    """The standard error of one point of the loss trend: the batch loss's scatter
+    around the trend over the square root of the trend's window."""
+    values = np.asarray(losses, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) < 3:
+        return 0.0
+    window = max(STABILITY_WINDOW, len(values) // 20) | 1
+    scatter = float(np.std(values - centred_average(values, window)))
+    return scatter / float(np.sqrt(window))
+
+
+def rebound_check(curve: np.ndarray, epoch_losses: Sequence[float],
+                  noise: float = 0.0) -> str:
     """Evidence that the loss fell and then climbed back over REBOUND_SHARE of its drop,
     or "". With 3 or more epochs it reads the epoch losses (averages over many batches,
     so noise does not pass for a rebound); otherwise the step trend, which must first
-    have fallen by REBOUND_MIN_FALL of its start."""
+    have fallen by REBOUND_MIN_FALL of its start, and whose fall and climb must each
+    exceed REBOUND_NOISE_SIGMAS times `noise` (the trend's standard error): a flat,
+    noisy loss wanders by that much without any rebound."""
     if len(epoch_losses) >= 3:
         values, what, min_fall = np.asarray(epoch_losses, dtype=float), "epoch loss", TOO_LOW_MIN_DROP
+        noise = 0.0
     else:
         values, what, min_fall = np.asarray(curve, dtype=float), "loss trend", REBOUND_MIN_FALL
     start, best, final = float(values[0]), float(np.min(values)), float(values[-1])
     fell = start - best
-    if fell > min_fall * abs(start) and final - best > REBOUND_SHARE * fell:
+    margin = REBOUND_NOISE_SIGMAS * noise
+    if fell > max(min_fall * abs(start), margin) and final - best > max(REBOUND_SHARE * fell,
+                                                                        margin):
         return (f"the {what} fell from {start:.4g} to {best:.4g}, then climbed back to "
                 f"{final:.4g}: over {REBOUND_SHARE:.0%} of its drop")
     return ""
@@ -254,7 +276,7 @@ def diagnose(
                 f"the loss rose to {peak:.4g} (average of {SPIKE_WINDOW} steps), above "
                 f"{threshold:.4g}: a blow-up past the initial loss"
             )
-        rebound = rebound_check(finite, epoch_losses)
+        rebound = rebound_check(finite, epoch_losses, trend_error(losses))
         if rebound:
             evidence.append(rebound)
         collapse = objective_collapse(objective_history, direction)
@@ -343,7 +365,7 @@ def diagnose_run(summary: dict[str, Any], losses: Sequence[float]) -> dict[str, 
     value = summary.get(objective) if objective else None
     value = float(value) if isinstance(value, (int, float)) else None
     history = summary.get("history", {})
-    return diagnose(
+    report = diagnose(
         list(losses),
         diverged=summary.get("status") == "diverged",
         divergence_reason=summary.get("divergence", {}).get("reason", ""),
@@ -356,3 +378,51 @@ def diagnose_run(summary: dict[str, Any], losses: Sequence[float]) -> dict[str, 
         objective_history=history.get(objective, []) if objective else [],
         direction=summary.get("direction", "max"),
     )
+    flags = []
+    overfit = overfitting(history.get("val_loss", []), history.get("loss", []))
+    if overfit:
+        flags.append("overfitting")
+        report["evidence"].append(overfit)
+    if report["verdict"] == "good" and summary.get("status") == "completed":
+        improving = still_improving(history.get(objective, []) if objective else [],
+                                    summary.get("direction", "max"))
+        if improving:
+            flags.append("under_trained")
+            report["evidence"].append(improving)
+    report["flags"] = flags
+    return report
+
+
+def overfitting(val_losses: Sequence[float], train_losses: Sequence[float]) -> str:
+    """A sentence when the validation loss climbs at the end while the training loss
+    falls (seed 003: a sign of a rate too large, or of a run too long), else ''."""
+    val = [float(v) for v in val_losses]
+    if len(val) < OVERFIT_MIN_RISES + 1 or len(train_losses) != len(val):
+        return ""
+    rises = 0
+    for before, after in zip(val[-2::-1], val[:0:-1], strict=True):  # from the end back
+        if after <= before:
+            break
+        rises += 1
+    best = min(val)
+    first = len(val) - 1 - rises
+    if rises < OVERFIT_MIN_RISES or best <= 0 or val[-1] < best * (1 + OVERFIT_MIN_RISE):
+        return ""
+    if not train_losses[-1] < train_losses[first]:
+        return ""
+    return (f"the validation loss rose in each of the last {rises} epochs ({val[first]:.4g} -> "
+            f"{val[-1]:.4g}) while the training loss fell: the model fits the training set "
+            "and loses the rest (a rate too large, or a run longer than it needs)")
+
+
+def still_improving(history: Sequence[float], direction: str) -> str:
+    """A sentence when the objective's last epoch is its best by a clear margin, else ''."""
+    values = [float(v) for v in history if math.isfinite(float(v))]
+    if len(values) < 2:
+        return ""
+    before = max(values[:-1]) if direction == "max" else min(values[:-1])
+    gain = (values[-1] - before) if direction == "max" else (before - values[-1])
+    if gain <= STILL_IMPROVING_GAIN * max(abs(before), 1e-12):
+        return ""
+    return (f"the objective was still improving at the last epoch ({before:.4g} -> "
+            f"{values[-1]:.4g}): under-trained at this budget, a longer run would gain")

@@ -108,3 +108,33 @@ def test_real_runs_get_the_expected_verdict(tmp_path, rate, verdict):
     cfg = ToyConfig(learning_rate=rate, epochs=2, output=str(tmp_path), verbose=0)
     summary = run_training(TOY, cfg, announce=False).summary
     assert summary["diagnosis"]["verdict"] == verdict, summary["diagnosis"]["evidence"]
+
+
+def _summary(history, **extra):
+    return {"status": "completed", "learning_rate": 1e-3, "objective": "val_accuracy",
+            "direction": "max", "history": history, **extra}
+
+
+def test_rising_val_loss_with_falling_train_loss_is_flagged_as_overfitting():
+    from common.diagnosis import diagnose_run
+
+    losses = list(np.linspace(0.7, 0.1, 200))
+    history = {"loss": [0.6, 0.4, 0.25, 0.15], "val_loss": [0.52, 0.505, 0.62, 0.764],
+               "val_accuracy": [0.74, 0.76, 0.75, 0.75]}
+    report = diagnose_run(_summary(history), losses)
+    assert "overfitting" in report["flags"]
+    assert any("0.505 -> 0.764" in e for e in report["evidence"])
+    calm = {**history, "val_loss": [0.52, 0.50, 0.49, 0.485]}
+    assert "overfitting" not in diagnose_run(_summary(calm), losses)["flags"]
+
+
+def test_a_good_run_still_improving_at_its_last_epoch_is_flagged_under_trained():
+    from common.diagnosis import diagnose_run
+
+    losses = list(np.linspace(0.7, 0.3, 200))
+    rising = {"loss": [0.6, 0.5, 0.4], "val_loss": [0.6, 0.55, 0.5],
+              "val_accuracy": [0.60, 0.65, 0.70]}
+    report = diagnose_run(_summary(rising), losses)
+    assert report["verdict"] == "good" and report["flags"] == ["under_trained"]
+    flat = {**rising, "val_accuracy": [0.60, 0.70, 0.701]}
+    assert diagnose_run(_summary(flat), losses)["flags"] == []
