@@ -124,6 +124,7 @@ def cmd_train(argv: list[str]) -> int:
 
 
 def cmd_lr_find(argv: list[str]) -> int:
+    from common.evidence import parse_seeds
     from common.lr_finder import SUGGESTION_RULES, check_range_test_args, find_learning_rate
     from common.runs import create_run_dir
 
@@ -137,18 +138,43 @@ def cmd_lr_find(argv: list[str]) -> int:
                        help="suggestion used (default valley)")
     extra.add_argument("--stop-factor", type=float, default=4.0,
                        help="stop when the smoothed loss passes this multiple of its best")
+    extra.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
+                       help="run the test once per seed and report how far the suggestion "
+                            "moves (a count from --seed on, or seeds joined by ','; "
+                            "default: --seed alone)")
     namespace, cfg = _build_config(domain, parser, rest)
     check_range_test_args(namespace.start_lr, namespace.end_lr, namespace.num_steps,
                           namespace.rule, namespace.stop_factor)  # before anything is written
+    try:
+        seeds = parse_seeds(namespace.seeds, cfg.seed)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    cfg = cfg.replace(seed=seeds[0])
     bundle = domain.load_data(cfg)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = create_run_dir(Path(cfg.output) / domain.name, cfg.run_name or f"lr-find-{stamp}")
     print(f"run directory: {out_dir}", flush=True)
+    options = {"start_lr": namespace.start_lr, "end_lr": namespace.end_lr,
+               "num_steps": namespace.num_steps, "rule": namespace.rule,
+               "stop_factor": namespace.stop_factor}
     started = time.perf_counter()
-    result = find_learning_rate(
-        domain, cfg, bundle=bundle, out_dir=out_dir, start_lr=namespace.start_lr,
-        end_lr=namespace.end_lr, num_steps=namespace.num_steps, rule=namespace.rule,
-        stop_factor=namespace.stop_factor)
+    if len(seeds) > 1:
+        from common.lr_finder import find_over_seeds
+
+        summary = find_over_seeds(
+            domain, cfg, seeds, out_dir=out_dir, **options,
+            bundle_for=lambda seed: bundle if seed == seeds[0] else domain.load_data(
+                cfg.replace(seed=seed)))
+        for seed in seeds:
+            print(f"seed {seed:>6}: {summary['suggestions'][str(seed)]:.3g}")
+        print(f"median {summary['median']:.3g}; the suggestion moved x"
+              f"{summary['max_over_min']:.2g} from lowest to highest over {len(seeds)} seeds; "
+              f"plot: {summary['plot']}")
+        for seed, warning in summary["warnings"].items():
+            print(f"warning (seed {seed}): {warning}")
+        print(f"train at it: lrsuite train {domain.name} --lr {summary['median']:.3g}")
+        return 0
+    result = find_learning_rate(domain, cfg, bundle=bundle, out_dir=out_dir, **options)
     wall = time.perf_counter() - started
     for rule, rate in result.suggestions.items():
         mark = "  <- suggested" if rule == result.rule else ""
@@ -156,6 +182,8 @@ def cmd_lr_find(argv: list[str]) -> int:
     print(f"{len(result.losses)} steps in {wall:.1f} s"
           f"{' (stopped at divergence)' if result.stopped_early else ''}; "
           f"plot: {result.files['png']}")
+    if result.warning:
+        print(f"warning: {result.warning}")
     print(f"train at it: lrsuite train {domain.name} --lr {result.suggestion:.3g}")
     return 0
 

@@ -110,3 +110,25 @@ def majority(verdicts: Sequence[str]) -> tuple[str, int, int]:
 
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(float(value))
+
+
+def parse_seeds(text: str | None, base_seed: int) -> list[int]:
+    """`--seeds`: a count N (the base seed and the N - 1 after it) or seeds joined by ','.
+    None means the base seed alone."""
+    if text is None or not str(text).strip():
+        return [base_seed]
+    text = str(text).strip()
+    try:
+        if "," in text:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+        else:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            seeds = [base_seed + i for i in range(count)]
+    except ValueError:
+        raise ValueError(f"--seeds must be a count >= 1 (e.g. 3) or seeds joined by ',' "
+                         f"(e.g. 42,7,1). Received: --seeds {text!r}") from None
+    if len(set(seeds)) != len(seeds) or not seeds:
+        raise ValueError(f"--seeds must list each seed once. Received: --seeds {text!r}")
+    return seeds

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ TRIM_START_SHARE = 0.1  # the first steps' smoothed loss is still settling (fast
 SMOOTHING_WINDOW_SHARE = 1 / 15  # the moving average spans about this share of the ramp
 VALLEY_START_SHARE = 0.1  # the descent starts once 10% of the total drop is made
 SLOPE_SPAN_SHARE = 1 / 20  # the steepest slope is measured over this share of the ramp
+WEAK_DROP_SHARE = 0.05  # the smoothed loss fell by under 5% before its minimum: weak evidence
 
 
 def smoothing_for(num_steps: int) -> float:
@@ -65,6 +67,21 @@ class RangeTest:
     def suggestion(self) -> float:
         return self.suggestions[self.rule]
 
+    @property
+    def warning(self) -> str:
+        """A sentence when the loss barely moved during the ramp, else ''."""
+        finite = [v for v in self.smoothed if math.isfinite(v)]
+        if len(finite) < 3:
+            return ""
+        head = finite[: max(1, len(finite) // 10)]
+        start, low = float(np.median(head)), min(finite)
+        drop = (start - low) / abs(start) if start else 0.0
+        if drop >= WEAK_DROP_SHARE:
+            return ""
+        return (f"the smoothed loss fell by only {drop:.1%} ({start:.4g} -> {low:.4g}) before "
+                "its minimum: the suggestion rests on little; try more --num-steps, a wider "
+                "--start-lr/--end-lr, or a sweep")
+
     def as_summary(self) -> dict[str, Any]:
         return {
             "suggestion": self.suggestion,
@@ -75,6 +92,7 @@ class RangeTest:
             "wall_time_s": round(self.wall_time_s, 3),
             "lr_range": [self.learning_rates[0], self.learning_rates[-1]],
             "files": self.files,
+            "warning": self.warning,
         }
 
 
@@ -128,6 +146,18 @@ def suggest(lrs: list[float], losses: list[float]) -> dict[str, float]:
     }
 
 
+def plot_range(smoothed: list[float]) -> tuple[float | None, float | None]:
+    """The y range that frames the smoothed curve: its minimum to its highest point
+    before the minimum, with room above for the start of the divergence."""
+    finite = np.asarray([v for v in smoothed if math.isfinite(v)], dtype=float)
+    if not len(finite):
+        return None, None
+    best = int(np.argmin(finite))
+    low, top = float(finite[best]), float(np.max(finite[: best + 1]))
+    span = max(top - low, 1e-3 * max(abs(low), 1e-12))
+    return low - 0.15 * span, top + 0.6 * span
+
+
 def write_outputs(result: RangeTest, out_dir: Path, title: str) -> None:
     """PNG (loss against log rate, suggestions marked), CSV, JSON and TensorBoard."""
     import matplotlib
@@ -153,13 +183,12 @@ def write_outputs(result: RangeTest, out_dir: Path, title: str) -> None:
         label = f"{name}{' (used)' if name == result.rule else ''}: {lr:.2g}"
         axis.axvline(lr, color=markers[name], ls="--", lw=1.2, label=label)
     axis.set_xscale("log")
-    finite = [v for v in result.smoothed if math.isfinite(v)]
-    if finite:
-        low, high = min(finite), finite[0]
-        axis.set_ylim(low - 0.1 * abs(high - low) - 1e-6, high + 1.5 * abs(high - low) + 1e-6)
+    low, high = plot_range(result.smoothed)
+    if low is not None:
+        axis.set_ylim(low, high)
     axis.set_xlabel("learning rate (log scale)")
     axis.set_ylabel("training loss")
-    axis.set_title(title, fontsize=9)
+    axis.set_title(textwrap.fill(title, 80), fontsize=8)
     axis.legend(fontsize=8)
     figure.tight_layout()
     png_path = out_dir / "range_test.png"
@@ -296,3 +325,67 @@ def resolve_learning_rate(domain, cfg, *, bundle=None, root: Path | None = None,
     if announce:
         print(f"range test suggests learning rate {result.suggestion:.3g}", flush=True)
     return cfg.replace(learning_rate=result.suggestion), result.as_summary(), run_dir
+
+
+def find_over_seeds(domain, cfg, seeds: list[int], *, bundle_for, out_dir: Path,
+                    **options) -> dict[str, Any]:
+    """The range test once per seed (`out_dir/seed-<s>/`), and how far the suggestion
+    moves between them: each seed's suggestion, their median (the one to use), and the
+    spread as the ratio of the largest to the smallest. `bundle_for(seed)` gives the
+    data for a seed (the split and order depend on it). Writes range_tests.json and a
+    plot of every seed's curve."""
+    tests = {}
+    for seed in seeds:
+        seed_cfg = cfg.replace(seed=seed)
+        tests[seed] = find_learning_rate(domain, seed_cfg, bundle=bundle_for(seed),
+                                         out_dir=out_dir / f"seed-{seed}", **options)
+    suggestions = {seed: test.suggestion for seed, test in tests.items()}
+    values = sorted(suggestions.values())
+    summary = {
+        "seeds": list(seeds),
+        "suggestions": {str(seed): rate for seed, rate in suggestions.items()},
+        "median": float(np.median(values)),
+        "min": values[0],
+        "max": values[-1],
+        "max_over_min": values[-1] / values[0],
+        "log10_sd": float(np.std(np.log10(values), ddof=1)) if len(values) > 1 else None,
+        "warnings": {str(seed): test.warning for seed, test in tests.items() if test.warning},
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "range_tests.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    summary["plot"] = str(_plot_seeds(tests, summary, out_dir, domain.name))
+    return summary
+
+
+def _plot_seeds(tests: dict[int, RangeTest], summary: dict[str, Any], out_dir: Path,
+                name: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4.5))
+    lows, highs = [], []
+    for index, (seed, test) in enumerate(tests.items()):
+        axis.plot(test.learning_rates, test.smoothed, color=f"C{index}", lw=1.5,
+                  label=f"seed {seed}: suggests {test.suggestion:.2g}")
+        low, high = plot_range(test.smoothed)
+        if low is not None:
+            lows.append(low)
+            highs.append(high)
+    axis.axvline(summary["median"], color="k", ls="--", lw=1.2,
+                 label=f"median {summary['median']:.2g} (x{summary['max_over_min']:.2g} "
+                       "from lowest to highest)")
+    if lows:
+        axis.set_ylim(min(lows), max(highs))
+    axis.set_xscale("log")
+    axis.set_xlabel("learning rate (log scale)")
+    axis.set_ylabel("training loss (smoothed)")
+    axis.set_title(textwrap.fill(f"LR range test over {len(tests)} seeds: {name}", 80),
+                   fontsize=9)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    path = out_dir / "range_tests.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

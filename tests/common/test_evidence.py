@@ -52,3 +52,14 @@ def test_majority_counts():
     assert majority(["too_high", "good", "too_high"]) == ("too_high", 2, 3)
     assert majority(["good", "too_low"]) == ("good", 1, 2)
     assert majority([]) == ("-", 0, 0)
+
+
+def test_parse_seeds():
+    from common.evidence import parse_seeds
+
+    assert parse_seeds(None, 42) == [42]
+    assert parse_seeds("3", 42) == [42, 43, 44]
+    assert parse_seeds("42,7,1", 0) == [42, 7, 1]
+    for bad in ("0", "x", "1,1", "-2"):
+        with pytest.raises(ValueError, match="--seeds"):
+            parse_seeds(bad, 42)

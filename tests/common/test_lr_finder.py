@@ -87,3 +87,28 @@ def test_valley_ignores_a_noisy_flat_start():
     suggestions = lr_finder.suggest(lrs.tolist(), np.concatenate([flat, descent, rise]).tolist())
     assert 1e-3 < suggestions["valley"] < 1e-1
     assert suggestions["minimum"] == pytest.approx(lrs[99] / 10, rel=0.5)
+
+
+def test_range_test_over_seeds_reports_each_suggestion_and_their_median(tmp_path):
+    cfg = ToyConfig(output=str(tmp_path))
+    summary = lr_finder.find_over_seeds(
+        TOY, cfg, [1, 2, 3], out_dir=tmp_path / "lr", num_steps=40, start_lr=1e-4,
+        end_lr=10.0, bundle_for=lambda seed: TOY.load_data(cfg.replace(seed=seed)))
+    rates = [summary["suggestions"][str(s)] for s in (1, 2, 3)]
+    assert summary["median"] == pytest.approx(sorted(rates)[1])
+    assert summary["max_over_min"] == pytest.approx(max(rates) / min(rates))
+    for seed in (1, 2, 3):
+        stored = json.loads((tmp_path / "lr" / f"seed-{seed}" / "config.json").read_text())
+        assert stored["seed"] == seed
+    assert json.loads((tmp_path / "lr" / "range_tests.json").read_text())["seeds"] == [1, 2, 3]
+    assert (tmp_path / "lr" / "range_tests.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_range_test_whose_loss_barely_moves_warns_and_is_framed():
+    flat = lr_finder.RangeTest(learning_rates=list(np.logspace(-6, 0, 60)),
+                               losses=[0.69] * 60, smoothed=list(0.698 - 0.0001 * np.arange(60)),
+                               suggestions={"valley": 1e-3}, rule="valley", stopped_early=False,
+                               wall_time_s=1.0)
+    assert "fell by only" in flat.warning
+    low, high = lr_finder.plot_range([0.698, 0.697, 0.689, 0.70, 5.0])
+    assert low < 0.689 < 0.698 < high < 1.0  # the divergence's tail does not squash the curve
