@@ -21,6 +21,7 @@ import numpy as np
 from common.errors import UserError
 
 BACKUP_DIR = "backup"
+MODEL_FILE = "model.keras"
 RANDOM_STATE_PREFIX = "random_state-"
 
 # Fields a resumed command may give differently: they do not change what is computed.
@@ -72,7 +73,17 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
                 older.unlink(missing_ok=True)
 
     def _load_model(self):
-        super()._load_model()
+        weights = self._dir / "latest.weights.h5"
+        model_file = self._dir.parent / MODEL_FILE
+        if not weights.exists() and model_file.exists() and completed_epochs(self._dir):
+            # A completed run keeps its model, not a second copy of its weights: an
+            # extended run starts from the model (weights and optimizer state).
+            if self.model.optimizer is not None and not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(str(model_file))
+            self.model._initial_epoch = completed_epochs(self._dir)
+        else:
+            super()._load_model()
         epoch = completed_epochs(self._dir)
         if not epoch:
             return
@@ -90,6 +101,19 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             )
         for generator, state in zip(generators, states, strict=True):
             generator.state.assign(state)
+
+
+def release_weights(run_dir: Path) -> int:
+    """Once a run completed and saved its model, drop the backup's copy of the weights
+    (20-30 MB a run) and keep its small metadata and random state, so the run can
+    still be extended. Returns the bytes freed."""
+    if not (run_dir / MODEL_FILE).is_file():
+        return 0
+    freed = 0
+    for path in (run_dir / BACKUP_DIR).glob("latest.weights.h5*"):
+        freed += path.stat().st_size
+        path.unlink()
+    return freed
 
 
 def resume_changes(stored: dict[str, Any], wanted: dict[str, Any], done_epochs: int) -> dict:

@@ -23,7 +23,14 @@ from common.distribute import strategy_for
 from common.domain import DataBundle, Domain
 from common.errors import UserError
 from common.optim import build_optimizer
-from common.resume import BACKUP_DIR, ResumableBackup, completed_epochs, resume_changes
+from common.resume import (
+    BACKUP_DIR,
+    MODEL_FILE,
+    ResumableBackup,
+    completed_epochs,
+    release_weights,
+    resume_changes,
+)
 from common.run_steps import restart_steps_csv
 from common.runs import create_run_dir, default_run_name, existing_run_dir, read_json, write_json
 from common.schedule_registry import Plan, build_schedule
@@ -315,7 +322,8 @@ def _evaluate_and_save(domain, cfg, model, bundle, run_dir, summary, save_model)
         if domain.evaluate_extra is not None:
             summary.update(domain.evaluate_extra(model, bundle, cfg, run_dir))
     if save_model:
-        model.save(run_dir / "model.keras")
+        model.save(run_dir / MODEL_FILE)
+        release_weights(run_dir)
 
 
 def _announce_end(domain, summary, run_dir, watch) -> None:

@@ -108,8 +108,12 @@ def test_resume_with_other_flags_is_refused_and_touches_nothing(tmp_path):
 
 
 def test_resume_with_more_epochs_extends_the_run_and_says_so(tmp_path):
-    _toy_run(tmp_path)
+    first = _toy_run(tmp_path).run_dir
+    assert not list((first / "backup").glob("latest.weights.h5*"))  # model.keras holds them
+    assert (first / "backup" / "training_metadata.json").is_file()
     summary = _toy_run(tmp_path, resume=True, epochs=4).summary
+    straight = _toy_run(tmp_path / "straight", epochs=4).summary
+    assert summary["history"] == straight["history"]  # as if planned for 4 from the start
     assert summary["epochs_run"] == 4 and summary["status"] == "completed"
     assert summary["budget_changes"] == [{"field": "epochs", "from": 2, "to": 4,
                                           "at_epoch": 2}]
