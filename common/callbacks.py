@@ -143,7 +143,7 @@ class StepRecorder(keras.callbacks.Callback):
         step = self._next_step
         self._next_step += 1
         self.steps.append(step)
-        self.epochs.append(self._epoch)
+        self.epochs.append(self._epoch + 1)  # epochs count from 1, as in plots and history
         self.losses.append(loss)
         if self._rates_at is None:
             self.learning_rates.append(self._rate)

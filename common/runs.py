@@ -77,6 +77,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes it 0600; other files follow the umask
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(_json_safe(data), stream, indent=2, sort_keys=True)
             stream.write("\n")
@@ -84,6 +85,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_json(path: Path) -> dict[str, Any]:

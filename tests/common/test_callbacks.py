@@ -65,7 +65,7 @@ def test_recorder_fills_a_schedules_rates_in_bulk_for_csv_and_tensorboard(tmp_pa
     with (tmp_path / "steps.csv").open(encoding="utf-8") as stream:
         rows = list(csv.DictReader(stream))
     assert [float(r["learning_rate"]) for r in rows] == pytest.approx(expected, rel=1e-6)
-    assert [int(r["epoch"]) for r in rows] == [0, 0, 0, 1, 1, 1]
+    assert [int(r["epoch"]) for r in rows] == [1, 1, 1, 2, 2, 2]  # as history counts them
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(tmp_path / "train"), size_guidance={"tensors": 0})

@@ -33,3 +33,19 @@ def test_write_json_is_atomic_and_keeps_nan_readable(tmp_path):
     assert data == {"val_loss": "nan", "ok": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]  # no temp file left
     assert read_json(path)["ok"] == 1
+
+
+def test_json_files_follow_the_umask_like_every_other_file(tmp_path):
+    import os
+    import stat
+
+    from common.runs import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "summary.json", {"a": 1})
+        (tmp_path / "steps.csv").write_text("step\n")
+    finally:
+        os.umask(old)
+    modes = {stat.S_IMODE((tmp_path / n).stat().st_mode) for n in ("summary.json", "steps.csv")}
+    assert modes == {0o644}
