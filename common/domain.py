@@ -42,7 +42,8 @@ class DataBundle:
             order each time the same pipeline is iterated, so a run given a bundle that
             earlier runs used (a sweep, a search) would see another order than a run
             that loaded the data itself; a fresh pipeline gives every run with one seed
-            the same order.
+            the same order. A bundle whose `train` is replaced needs its `make_train`
+            replaced too.
     """
 
     train: Any

@@ -38,8 +38,10 @@ TOY_SCRIPT = textwrap.dedent("""
     # Under a strategy Keras reads one batch to build the model before fit's own pass,
     # and a reshuffling pipeline then serves another order; unshuffled, both see the same.
     x, y = next(iter(bundle.train.unbatch().batch(cfg.examples)))
-    train = tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(cfg.batch_size)
-    bundle = dataclasses.replace(bundle, train=train)
+    def make_train():
+        return tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(cfg.batch_size)
+
+    bundle = dataclasses.replace(bundle, train=make_train(), make_train=make_train)
     run_training(TOY, cfg, bundle=bundle, save_model=False)
 """)
 
