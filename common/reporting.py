@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from common.runs import read_json
+from common.runs import FINISHED_STATUSES, read_json
 
 VERDICTS = ("too_low", "good", "too_high")
 
@@ -337,7 +337,7 @@ def rediagnose_sweep(sweep_dir: Path) -> int:
     updated = 0
     for path in sorted(sweep_dir.glob("*/summary.json")):
         summary = read_json(path)
-        if summary.get("status") not in ("completed", "diverged"):
+        if summary.get("status") not in FINISHED_STATUSES:
             continue
         _, _, losses = read_steps(path.parent)
         history = summary.get("history", {})

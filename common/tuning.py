@@ -25,7 +25,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -39,11 +38,10 @@ import tensorflow as tf
 
 from common.domain import DataBundle, Domain
 from common.errors import UserError
-from common.runs import read_json, write_json
-from common.training import run_training
+from common.resumable import run_or_resume
+from common.runs import FINISHED_STATUSES, read_json, write_json
 
 TUNERS = ("random", "grid", "bayesian", "hyperband")
-FINISHED = ("completed", "diverged")
 # Config fields that change how a model trains but not the data it sees: trials that
 # differ only in these share one loaded DataBundle.
 TRAINING_ONLY_FIELDS = frozenset({
@@ -262,7 +260,7 @@ def write_hparams_config(log_dir: Path, space, objective: str) -> None:
     hp_api = _hparams_api()
     hparams = [hp_api.HParam(item.name, _hparam_domain(item, hp_api)) for item in space.space]
     hparams += [hp_api.HParam("epochs", hp_api.IntInterval(1, 1_000_000)),
-                hp_api.HParam("status", hp_api.Discrete(list(FINISHED)))]
+                hp_api.HParam("status", hp_api.Discrete(list(FINISHED_STATUSES)))]
     metrics = [hp_api.Metric("tuning/score", display_name=f"score ({objective})"),
                hp_api.Metric("epoch_loss", group="train", display_name="loss (train)"),
                hp_api.Metric("epoch_loss", group="validation", display_name="loss (val)")]
@@ -553,22 +551,13 @@ class Search:
         return self._bundles[key][fold or 0]
 
     def _run_one(self, cfg, run_name: str, fold: int | None) -> dict[str, Any]:
-        run_dir = self.dir / "trials" / run_name
-        if (run_dir / "summary.json").exists():
-            previous = read_json(run_dir / "summary.json")
-            same = (run_dir / "config.json").exists() and _same_config(
-                read_json(run_dir / "config.json"), cfg.to_dict())
-            if same and previous.get("status") in FINISHED:
-                return previous  # finished before the process was killed
-        resume = (run_dir / "config.json").exists()
-        if run_dir.exists() and not resume:
-            shutil.rmtree(run_dir)  # killed before it wrote its config: nothing to keep
-        cfg = cfg.replace(run_name=run_name, resume=resume)
-        result = run_training(self.domain, cfg, bundle=self._bundle(cfg, fold), announce=False,
-                              save_model=False, run_root=self.dir / "trials")
-        if result.summary["status"] == "interrupted":
+        wanted = cfg.to_dict()
+        summary, _ = run_or_resume(self.domain, cfg, self.dir / "trials", run_name,
+                                   bundle=self._bundle(cfg, fold),
+                                   same_config=lambda stored: _same_config(stored, wanted))
+        if summary["status"] == "interrupted":
             raise KeyboardInterrupt
-        return result.summary
+        return summary
 
     def run_trial(self, trial) -> Any:
         trial_id = trial.trial_id
