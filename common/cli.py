@@ -38,7 +38,8 @@ def _import_tensorflow_quietly() -> None:
 
 _import_tensorflow_quietly()
 
-from common.cli_args import OneLineParser, add_config_flags, config_from_args  # noqa: E402
+from common.cli_args import OneLineParser  # noqa: E402
+from common.cli_domain import build_config, domain_parser, split_domain  # noqa: E402
 from common.domain import domain_names, get_domain  # noqa: E402
 from common.errors import UserError  # noqa: E402
 
@@ -58,46 +59,11 @@ commands:
 'lrsuite COMMAND --help' shows the options of a command."""
 
 
-def _domain_parser(command: str, domain_name: str):
-    domain = get_domain(domain_name)
-    parser = OneLineParser(
-        prog=f"lrsuite {command} {domain_name}",
-        description=f"{command} the {domain_name} domain.",
-        epilog=f"local data (--data): {domain.data_format}" if domain.data_format else None)
-    parser.add_argument("--smoke", action="store_true",
-                        help="Use the tiny test preset (few steps) as the base config.")
-    add_config_flags(parser, domain.config_cls)
-    return domain, parser
-
-
-def _build_config(domain, parser, argv, base=None):
-    from common.distribute import prepare_devices
-
-    namespace = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(domain.config_cls, namespace, smoke=namespace.smoke, base=base)
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    prepare_devices(cfg.cpu_devices)  # before any data is loaded: TensorFlow must not have started yet
-    return namespace, cfg
-
-
-def _split_domain(command: str, argv: list[str]) -> tuple[str, list[str]]:
-    if not argv or argv[0].startswith("-"):
-        if argv and argv[0] in ("-h", "--help"):
-            print(f"usage: lrsuite {command} DOMAIN [options]\n"
-                  f"domains: {', '.join(domain_names())}\n"
-                  f"'lrsuite {command} DOMAIN --help' lists every option.")
-            raise SystemExit(0)
-        raise UserError(f"{command} needs a domain: one of {', '.join(domain_names())}")
-    return argv[0], argv[1:]
-
-
 def cmd_train(argv: list[str]) -> int:
     from common.training import run_training
 
-    name, rest = _split_domain("train", argv)
-    domain, parser = _domain_parser("train", name)
+    name, rest = split_domain("train", argv)
+    domain, parser = domain_parser("train", name)
     parser.add_argument("--from-best", default=None, metavar="SEARCH_DIR",
                         help="start from the winner of a finished 'lrsuite tune' search "
                              "(its values and budget; flags given here go on top)")
@@ -107,7 +73,7 @@ def cmd_train(argv: list[str]) -> int:
         from common.tuning import config_overrides_from_best
 
         base = config_overrides_from_best(known.from_best)
-    _, cfg = _build_config(domain, parser, rest, base=base)
+    _, cfg = build_config(domain, parser, rest, base=base)
     result = run_training(domain, cfg)
     status = result.summary["status"]
     if status == "interrupted":
@@ -119,8 +85,8 @@ def cmd_lr_find(argv: list[str]) -> int:
     from common.lr_finder import SUGGESTION_RULES, find_learning_rate
     from common.runs import create_run_dir
 
-    name, rest = _split_domain("lr-find", argv)
-    domain, parser = _domain_parser("lr-find", name)
+    name, rest = split_domain("lr-find", argv)
+    domain, parser = domain_parser("lr-find", name)
     extra = parser.add_argument_group("range test")
     extra.add_argument("--start-lr", type=float, default=1e-7, help="first rate (default 1e-7)")
     extra.add_argument("--end-lr", type=float, default=10.0, help="last rate (default 10)")
@@ -129,7 +95,7 @@ def cmd_lr_find(argv: list[str]) -> int:
                        help="suggestion used (default valley)")
     extra.add_argument("--stop-factor", type=float, default=4.0,
                        help="stop when the smoothed loss passes this multiple of its best")
-    namespace, cfg = _build_config(domain, parser, rest)
+    namespace, cfg = build_config(domain, parser, rest)
     bundle = domain.load_data(cfg)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out_dir = create_run_dir(Path(cfg.output) / domain.name, cfg.run_name or f"lr-find-{stamp}")
@@ -153,8 +119,8 @@ def cmd_sweep(argv: list[str]) -> int:
     from common.reporting import write_sweep_report
     from common.sweep import DEFAULT_OPTIMIZERS, DEFAULT_SCHEDULES, Sweep, log_rates
 
-    name, rest = _split_domain("sweep", argv)
-    domain, parser = _domain_parser("sweep", name)
+    name, rest = split_domain("sweep", argv)
+    domain, parser = domain_parser("sweep", name)
     extra = parser.add_argument_group("sweep")
     extra.add_argument("--name", default=None, help="sweep name (default: a time stamp); "
                        "re-run with the same name to resume")
@@ -167,7 +133,7 @@ def cmd_sweep(argv: list[str]) -> int:
     extra.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS),
                        help="optimizers compared at the best rate ('' for none)")
     extra.add_argument("--range-test-steps", type=int, default=100)
-    namespace, cfg = _build_config(domain, parser, rest)
+    namespace, cfg = build_config(domain, parser, rest)
     if namespace.rates:
         try:
             rates = sorted(float(r) for r in namespace.rates.split(",") if r.strip())
