@@ -1,4 +1,5 @@
-"""`lrsuite`: train, lr-find, schedules, translate. Every command runs the one training path.
+"""`lrsuite`: train, lr-find, sweep, tune, report, demo, schedules, and the commands the
+domains declare (`Domain.commands`, e.g. translate). Every command runs the one training path.
 
 Bad input prints one line `lrsuite: error: ...` and exits 2, with no traceback.
 """
@@ -40,13 +41,13 @@ _import_tensorflow_quietly()
 
 from common.cli_args import OneLineParser  # noqa: E402
 from common.cli_domain import build_config, domain_parser, split_domain  # noqa: E402
-from common.domain import domain_names, get_domain  # noqa: E402
+from common.domain import domain_commands, domain_names, get_domain  # noqa: E402
 from common.errors import UserError  # noqa: E402
 
-USAGE = f"""lrsuite COMMAND ...
+USAGE = """lrsuite COMMAND ...
 
 commands:
-  train DOMAIN [options]        train one run (domains: {', '.join(domain_names())})
+  train DOMAIN [options]        train one run (domains: {domains})
   lr-find DOMAIN [options]      learning-rate range test: plot, curve and suggestion
   sweep DOMAIN [options]        grid of rates, then schedules and optimizers; writes a report
   tune DOMAIN [options]         Keras Tuner search (hyperband|random|grid|bayesian); resumable
@@ -54,9 +55,14 @@ commands:
   demo [--output runs/demo]     short sweeps in every domain on generated data, offline
   schedules                     list the learning-rate schedules and their parameters
   schedules plot NAME [K=V ...] write a PNG of a schedule's rate over training
-  translate --run DIR TEXT ...  translate sentences with a trained translation run
-
+{domain_commands}
 'lrsuite COMMAND --help' shows the options of a command."""
+
+
+def usage() -> str:
+    extra = "".join(f"  {f'{c.name} {c.usage}':<30}{c.summary}\n"
+                    for c in domain_commands().values())
+    return USAGE.format(domains=", ".join(domain_names()), domain_commands=extra)
 
 
 def cmd_train(argv: list[str]) -> int:
@@ -230,23 +236,6 @@ def cmd_schedules(argv: list[str]) -> int:
     return plot_schedule_command(argv[1:])
 
 
-def cmd_translate(argv: list[str]) -> int:
-    parser = OneLineParser(prog="lrsuite translate",
-                           description="Translate sentences with a trained translation run.")
-    parser.add_argument("--run", required=True, help="run directory of a translation run")
-    parser.add_argument("text", nargs="+", help="sentences to translate")
-    namespace = parser.parse_args(argv)
-    run_dir = Path(namespace.run)
-    if not (run_dir / "model.keras").is_file():
-        raise UserError(f"{run_dir}: no model.keras there; pass the directory of a "
-                        "completed translation run.")
-    from domains.translation.decoding import translate_from_run
-
-    for line in translate_from_run(run_dir, namespace.text):
-        print(line)
-    return 0
-
-
 def cmd_tune(argv: list[str]) -> int:
     from common.tune_cli import cmd_tune as run_tune
 
@@ -256,14 +245,15 @@ def cmd_tune(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(usage())
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": cmd_train, "lr-find": cmd_lr_find, "sweep": cmd_sweep,
-                "report": cmd_report, "schedules": cmd_schedules, "translate": cmd_translate,
-                "demo": cmd_demo,
+                "report": cmd_report, "schedules": cmd_schedules, "demo": cmd_demo,
                 "tune": cmd_tune}
     try:
+        if command not in handlers:  # a command a domain declares (imports the domains)
+            handlers.update({name: c.run for name, c in domain_commands().items()})
         if command not in handlers:
             raise UserError(f"unknown command {command!r}. Expected one of: {', '.join(handlers)}")
         return handlers[command](rest)

@@ -8,23 +8,15 @@ import tensorflow as tf
 from common.domain import DataBundle, Domain
 from common.errors import UserError
 
-# Domains whose training pipeline cannot be folded: it yields random crops, not examples.
-NOT_FOLDABLE = {
-    "medical_segmentation": "its training pipeline yields random crops of the images, so a "
-    "fold held out from it would not be whole validation images",
-}
-
 
 def check_foldable(domain: Domain, cfg, folds: int) -> None:
-    if folds < 2:
+    """Folds only where the domain says they suit the config (`Domain.fold_problem`)."""
+    if folds < 2 or domain.fold_problem is None:
         return
-    if domain.name in NOT_FOLDABLE:
-        raise UserError(f"--folds {folds}: {domain.name} cannot be cross-validated: "
-                        f"{NOT_FOLDABLE[domain.name]}. Use --folds 1.")
-    if getattr(cfg, "augment", False):
-        raise UserError(f"--folds {folds}: the {domain.name} training pipeline augments at "
-                        "random, which would freeze one draw into the folds. Add --no-augment "
-                        "or use --folds 1.")
+    problem = domain.fold_problem(cfg)
+    if problem:
+        raise UserError(f"--folds {folds}: {domain.name} cannot be cross-validated: {problem}. "
+                        "Use --folds 1.")
 
 
 def fold_bundles(bundle: DataBundle, folds: int, batch_size: int, seed: int) -> list[DataBundle]:
