@@ -1,4 +1,5 @@
-"""`lrsuite`: train, lr-find, schedules, translate. Every command runs the one training path.
+"""`lrsuite`: train, lr-find, sweep, tune, report, demo, schedules, and the commands the
+domains declare (`Domain.commands`, e.g. translate). Every command runs the one training path.
 
 Bad input prints one line `lrsuite: error: ...` and exits 2, with no traceback.
 """
@@ -38,14 +39,15 @@ def _import_tensorflow_quietly() -> None:
 
 _import_tensorflow_quietly()
 
-from common.cli_args import OneLineParser, add_config_flags, config_from_args  # noqa: E402
-from common.domain import domain_names, get_domain  # noqa: E402
+from common.cli_args import OneLineParser  # noqa: E402
+from common.cli_domain import build_config, domain_parser, split_domain  # noqa: E402
+from common.domain import domain_commands, domain_names, get_domain  # noqa: E402
 from common.errors import UserError  # noqa: E402
 
-USAGE = f"""lrsuite COMMAND ...
+USAGE = """lrsuite COMMAND ...
 
 commands:
-  train DOMAIN [options]        train one run (domains: {', '.join(domain_names())})
+  train DOMAIN [options]        train one run (domains: {domains})
   lr-find DOMAIN [options]      learning-rate range test: plot, curve and suggestion
   sweep DOMAIN [options]        grid of rates, then schedules and optimizers; writes a report
   tune DOMAIN [options]         Keras Tuner search (hyperband|random|grid|bayesian); resumable
@@ -53,51 +55,21 @@ commands:
   demo [--output runs/demo]     short sweeps in every domain on generated data, offline
   schedules                     list the learning-rate schedules and their parameters
   schedules plot NAME [K=V ...] write a PNG of a schedule's rate over training
-  translate --run DIR TEXT ...  translate sentences with a trained translation run
-
+{domain_commands}
 'lrsuite COMMAND --help' shows the options of a command."""
 
 
-def _domain_parser(command: str, domain_name: str):
-    domain = get_domain(domain_name)
-    parser = OneLineParser(
-        prog=f"lrsuite {command} {domain_name}",
-        description=f"{command} the {domain_name} domain.",
-        epilog=f"local data (--data): {domain.data_format}" if domain.data_format else None)
-    parser.add_argument("--smoke", action="store_true",
-                        help="Use the tiny test preset (few steps) as the base config.")
-    add_config_flags(parser, domain.config_cls)
-    return domain, parser
-
-
-def _build_config(domain, parser, argv, base=None):
-    from common.distribute import prepare_devices
-
-    namespace = parser.parse_args(argv)
-    try:
-        cfg = config_from_args(domain.config_cls, namespace, smoke=namespace.smoke, base=base)
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    prepare_devices(cfg.cpu_devices)  # before any data is loaded: TensorFlow must not have started yet
-    return namespace, cfg
-
-
-def _split_domain(command: str, argv: list[str]) -> tuple[str, list[str]]:
-    if not argv or argv[0].startswith("-"):
-        if argv and argv[0] in ("-h", "--help"):
-            print(f"usage: lrsuite {command} DOMAIN [options]\n"
-                  f"domains: {', '.join(domain_names())}\n"
-                  f"'lrsuite {command} DOMAIN --help' lists every option.")
-            raise SystemExit(0)
-        raise UserError(f"{command} needs a domain: one of {', '.join(domain_names())}")
-    return argv[0], argv[1:]
+def usage() -> str:
+    extra = "".join(f"  {f'{c.name} {c.usage}':<30}{c.summary}\n"
+                    for c in domain_commands().values())
+    return USAGE.format(domains=", ".join(domain_names()), domain_commands=extra)
 
 
 def cmd_train(argv: list[str]) -> int:
     from common.training import run_training
 
-    name, rest = _split_domain("train", argv)
-    domain, parser = _domain_parser("train", name)
+    name, rest = split_domain("train", argv)
+    domain, parser = domain_parser("train", name)
     parser.add_argument("--from-best", default=None, metavar="SEARCH_DIR",
                         help="start from the winner of a finished 'lrsuite tune' search "
                              "(its values and budget; flags given here go on top)")
@@ -107,7 +79,7 @@ def cmd_train(argv: list[str]) -> int:
         from common.tuning import config_overrides_from_best
 
         base = config_overrides_from_best(known.from_best)
-    _, cfg = _build_config(domain, parser, rest, base=base)
+    _, cfg = build_config(domain, parser, rest, base=base)
     from common.lr_finder import resolve_learning_rate
 
     # Loaded here only for a range test to share with the run; a resume is checked first.
@@ -128,8 +100,8 @@ def cmd_lr_find(argv: list[str]) -> int:
     from common.lr_finder import SUGGESTION_RULES, check_range_test_args, find_learning_rate
     from common.runs import create_run_dir
 
-    name, rest = _split_domain("lr-find", argv)
-    domain, parser = _domain_parser("lr-find", name)
+    name, rest = split_domain("lr-find", argv)
+    domain, parser = domain_parser("lr-find", name)
     extra = parser.add_argument_group("range test")
     extra.add_argument("--start-lr", type=float, default=1e-7, help="first rate (default 1e-7)")
     extra.add_argument("--end-lr", type=float, default=10.0, help="last rate (default 10)")
@@ -142,7 +114,7 @@ def cmd_lr_find(argv: list[str]) -> int:
                        help="run the test once per seed and report how far the suggestion "
                             "moves (a count from --seed on, or seeds joined by ','; "
                             "default: --seed alone)")
-    namespace, cfg = _build_config(domain, parser, rest)
+    namespace, cfg = build_config(domain, parser, rest)
     check_range_test_args(namespace.start_lr, namespace.end_lr, namespace.num_steps,
                           namespace.rule, namespace.stop_factor)  # before anything is written
     try:
@@ -192,8 +164,8 @@ def cmd_sweep(argv: list[str]) -> int:
     from common.reporting import write_sweep_report
     from common.sweep import DEFAULT_OPTIMIZERS, DEFAULT_SCHEDULES, Sweep, log_rates
 
-    name, rest = _split_domain("sweep", argv)
-    domain, parser = _domain_parser("sweep", name)
+    name, rest = split_domain("sweep", argv)
+    domain, parser = domain_parser("sweep", name)
     extra = parser.add_argument_group("sweep")
     extra.add_argument("--name", default=None, help="sweep name (default: a time stamp); "
                        "re-run with the same name to resume")
@@ -206,7 +178,7 @@ def cmd_sweep(argv: list[str]) -> int:
     extra.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS),
                        help="optimizers compared at the best rate ('' for none)")
     extra.add_argument("--range-test-steps", type=int, default=100)
-    namespace, cfg = _build_config(domain, parser, rest)
+    namespace, cfg = build_config(domain, parser, rest)
     if namespace.rates:
         try:
             rates = sorted(float(r) for r in namespace.rates.split(",") if r.strip())
@@ -303,23 +275,6 @@ def cmd_schedules(argv: list[str]) -> int:
     return plot_schedule_command(argv[1:])
 
 
-def cmd_translate(argv: list[str]) -> int:
-    parser = OneLineParser(prog="lrsuite translate",
-                           description="Translate sentences with a trained translation run.")
-    parser.add_argument("--run", required=True, help="run directory of a translation run")
-    parser.add_argument("text", nargs="+", help="sentences to translate")
-    namespace = parser.parse_args(argv)
-    run_dir = Path(namespace.run)
-    if not (run_dir / "model.keras").is_file():
-        raise UserError(f"{run_dir}: no model.keras there; pass the directory of a "
-                        "completed translation run.")
-    from domains.translation.decoding import translate_from_run
-
-    for line in translate_from_run(run_dir, namespace.text):
-        print(line)
-    return 0
-
-
 def cmd_tune(argv: list[str]) -> int:
     from common.tune_cli import cmd_tune as run_tune
 
@@ -329,14 +284,15 @@ def cmd_tune(argv: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(usage())
         return 0
     command, rest = argv[0], argv[1:]
     handlers = {"train": cmd_train, "lr-find": cmd_lr_find, "sweep": cmd_sweep,
-                "report": cmd_report, "schedules": cmd_schedules, "translate": cmd_translate,
-                "demo": cmd_demo,
+                "report": cmd_report, "schedules": cmd_schedules, "demo": cmd_demo,
                 "tune": cmd_tune}
     try:
+        if command not in handlers:  # a command a domain declares (imports the domains)
+            handlers.update({name: c.run for name, c in domain_commands().items()})
         if command not in handlers:
             raise UserError(f"unknown command {command!r}. Expected one of: {', '.join(handlers)}")
         return handlers[command](rest)

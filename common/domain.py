@@ -1,9 +1,11 @@
 """What a domain is, and the registry that finds one by name.
 
 A domain says only what is particular to its task: its config, how to load its data,
-its model, loss, metrics and the objective a search optimises. Training, schedules,
-callbacks, run directories, range tests, sweeps and searches live in `common/` and are
-the same for every domain. Adding a fifth domain means one folder under `domains/`
+its model, loss, metrics and the objective a search optimises, and what else it supplies
+(demo data, whether folds suit it, a one-line model description, extra commands).
+Training, schedules, callbacks, run directories, range tests, sweeps and searches live in
+`common/` and are the same for every domain; `common/` never imports `domains/` except
+here, by the module names below. Adding a fifth domain means one folder under `domains/`
 and one line in `DOMAIN_MODULES`.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from common.errors import UserError
@@ -60,6 +63,23 @@ class DataBundle:
 
 
 @dataclass(frozen=True)
+class Command:
+    """An extra `lrsuite NAME ...` command that a domain supplies (e.g. `translate`).
+
+    Attributes:
+        name: the command's name on the command line.
+        usage: its arguments, for `lrsuite --help` (e.g. "--run DIR TEXT ...").
+        summary: what it does, a few words.
+        run: argv (the arguments after the name) -> exit code; bad input is a UserError.
+    """
+
+    name: str
+    usage: str
+    summary: str
+    run: Callable[[list[str]], int]
+
+
+@dataclass(frozen=True)
 class Domain:
     """One task of the suite.
 
@@ -78,6 +98,14 @@ class Domain:
         search_space: optional (hp, config) -> dict of config overrides for tuning.
         data_format: a few lines describing the local `--data` format, shown by
             `lrsuite train <domain> --help`.
+        write_demo_data: optional folder -> path to pass as `--data`: writes a small
+            generated dataset in the local format (`lrsuite demo`, the reliability tests).
+        demo_overrides: config values of the demo's short sweep (on the smoke preset).
+        fold_problem: optional config -> why K-fold cross-validation of its training
+            split does not suit this config ("" when it does), e.g. random crops.
+        describe_model: optional config values (a dict, as config.json holds them) ->
+            one line naming the model, for reports.
+        commands: extra `lrsuite` commands this domain supplies.
     """
 
     name: str
@@ -91,6 +119,11 @@ class Domain:
     evaluate_extra: Callable[..., dict] | None = None
     search_space: Callable[..., dict] | None = None
     data_format: str = ""
+    write_demo_data: Callable[[Path], Path] | None = None
+    demo_overrides: dict[str, Any] = field(default_factory=dict)
+    fold_problem: Callable[[Any], str] | None = None
+    describe_model: Callable[[dict[str, Any]], str] | None = None
+    commands: tuple[Command, ...] = ()
 
     def __post_init__(self) -> None:
         if self.direction not in ("max", "min"):
@@ -112,3 +145,12 @@ def get_domain(name: str) -> Domain:
         )
     module = importlib.import_module(DOMAIN_MODULES[name])
     return module.DOMAIN
+
+
+def domain_commands() -> dict[str, Command]:
+    """The extra commands of every registered domain, by name (imports each domain)."""
+    found: dict[str, Command] = {}
+    for name in domain_names():
+        for command in get_domain(name).commands:
+            found[command.name] = command
+    return found

@@ -17,7 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from common.runs import read_json
+from common.domain import get_domain
+from common.errors import UserError
+from common.runs import FINISHED_STATUSES, read_json
 
 VERDICTS = ("too_low", "good", "too_high")
 
@@ -82,7 +84,7 @@ class SweepReport:
         first = next(iter(self.runs.values()), {})
         self.caption = (
             f"Data: {self.state.get('data', '?')}. Model: {self.state['domain']} default "
-            f"({_model_words(base)}). Budget: {base['epochs']} epochs x "
+            f"({_model_words(self.state['domain'], base)}). Budget: {base['epochs']} epochs x "
             f"{first.get('steps_per_epoch', '?')} steps, batch {base['batch_size']}, optimizer "
             f"{base['optimizer']}. Seed {base['seed']}."
         )
@@ -272,10 +274,13 @@ class SweepReport:
         return blocks
 
 
-def _model_words(base: dict[str, Any]) -> str:
-    keys = ("model", "base_filters", "width", "depth", "embedding_dim", "d_model", "num_layers")
-    words = [f"{k}={base[k]}" for k in keys if k in base]
-    return ", ".join(words) or "see config.json"
+def _model_words(domain_name: str, base: dict[str, Any]) -> str:
+    """The domain's one-line model description (`Domain.describe_model`)."""
+    try:
+        domain = get_domain(domain_name)
+    except UserError:  # a sweep of a domain no longer registered
+        return "see config.json"
+    return domain.describe_model(base) if domain.describe_model else "see config.json"
 
 
 def render_markdown(blocks: list[Block], base: Path) -> str:
@@ -335,8 +340,7 @@ def rediagnose_sweep(sweep_dir: Path) -> int:
     updated = 0
     for path in sorted(sweep_dir.glob("*/summary.json")):
         summary = read_json(path)
-        if summary.get("status") not in ("completed", "diverged") or \
-                summary.get("kind") == "range_test":
+        if summary.get("status") not in FINISHED_STATUSES or summary.get("kind") == "range_test":
             continue
         if range_test and "lr_find" not in summary:  # runs of sweeps made before runs kept it
             summary["lr_find"] = range_test

@@ -23,6 +23,8 @@ from typing import Any
 from common.errors import UserError
 
 STATUSES = ("running", "completed", "diverged", "interrupted", "failed")
+# A run in one of these ended by itself: sweeps and searches read it back, never rerun it.
+FINISHED_STATUSES = ("completed", "diverged")
 
 
 def default_run_name(optimizer: str, schedule: str, learning_rate: Any) -> str:

@@ -25,6 +25,8 @@ class Param:
     name: str
     default: Any
     help: str
+    # (low, high, sampling) that `lrsuite tune` samples it from when its schedule is chosen
+    search: tuple[float, float, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,8 @@ def _range_test(lr, spe, total, warmup, a):
 
 
 CYCLE_PARAMS = (
-    Param("base_fraction", 0.25, "lower bound as a fraction of --lr (the upper bound)"),
+    Param("base_fraction", 0.25, "lower bound as a fraction of --lr (the upper bound)",
+          search=(0.05, 0.5, "log")),
     Param("half_cycle_epochs", 2.0, "half a cycle, in epochs (Smith: 2-10x an epoch)"),
 )
 
@@ -180,40 +183,42 @@ SPECS: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "step",
             "step decay: multiply by `factor` every `every_epochs` epochs",
-            (Param("factor", 0.5, "multiplier at each drop, in (0, 1)"),
+            (Param("factor", 0.5, "multiplier at each drop, in (0, 1)",
+                   search=(0.1, 0.7, "linear")),
              Param("every_epochs", 3.0, "epochs between drops")),
             _step,
         ),
         ScheduleSpec(
             "drops",
             "scheduled drops: multiply by `factor` at the given epochs",
-            (Param("factor", 0.1, "multiplier at each drop, in (0, 1)"),
+            (Param("factor", 0.1, "multiplier at each drop, in (0, 1)", search=(0.05, 0.5, "log")),
              Param("at_epochs", (5.0, 8.0), "epochs of the drops, comma-separated")),
             _drops,
         ),
         ScheduleSpec(
             "exponential",
             "exponential decay: lr * decay_rate ** epoch (smooth)",
-            (Param("decay_rate", 0.8, "multiplier per epoch, in (0, 1)"),),
+            (Param("decay_rate", 0.8, "multiplier per epoch, in (0, 1)",
+                   search=(0.5, 0.95, "linear")),),
             _exponential,
         ),
         ScheduleSpec(
             "inverse_time",
             "inverse-time decay: lr / (1 + decay_rate * epoch)",
-            (Param("decay_rate", 0.5, "per-epoch decay, > 0"),),
+            (Param("decay_rate", 0.5, "per-epoch decay, > 0", search=(0.05, 2.0, "log")),),
             _inverse_time,
         ),
         ScheduleSpec(
             "polynomial",
             "polynomial decay to end_fraction * lr (power 1: linear)",
             (Param("end_fraction", 0.0, "final rate as a fraction of --lr"),
-             Param("power", 1.0, "exponent of the decay")),
+             Param("power", 1.0, "exponent of the decay", search=(0.5, 2.0, "linear"))),
             _polynomial,
         ),
         ScheduleSpec(
             "cosine",
             "cosine annealing to alpha * lr, after an optional linear warmup",
-            (Param("alpha", 0.0, "final rate as a fraction of --lr"),
+            (Param("alpha", 0.0, "final rate as a fraction of --lr", search=(0.0, 0.2, "linear")),
              Param("warmup_start_fraction", 0.0, "warmup starts at this fraction of --lr")),
             _cosine,
             warmup="native",
@@ -222,8 +227,9 @@ SPECS: dict[str, ScheduleSpec] = {
             "cosine_restarts",
             "cosine annealing with warm restarts (SGDR)",
             (Param("first_cycle_epochs", 2.0, "length of the first cycle"),
-             Param("t_mul", 2.0, "each cycle is t_mul times longer"),
-             Param("m_mul", 1.0, "each restart peaks at m_mul times the last peak"),
+             Param("t_mul", 2.0, "each cycle is t_mul times longer", search=(1.0, 2.0, "linear")),
+             Param("m_mul", 1.0, "each restart peaks at m_mul times the last peak",
+                   search=(0.5, 1.0, "linear")),
              Param("alpha", 0.0, "floor as a fraction of the cycle's peak")),
             _cosine_restarts,
         ),
@@ -248,8 +254,8 @@ SPECS: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "one_cycle",
             "one-cycle: rise to --lr, then anneal far below the start",
-            (Param("pct_start", 0.3, "share of training spent rising"),
-             Param("div_factor", 25.0, "start = lr / div_factor"),
+            (Param("pct_start", 0.3, "share of training spent rising", search=(0.1, 0.5, "linear")),
+             Param("div_factor", 25.0, "start = lr / div_factor", search=(5.0, 100.0, "log")),
              Param("final_div_factor", 1e4, "end = start / final_div_factor")),
             _one_cycle,
             warmup="native",
@@ -265,7 +271,8 @@ SPECS: dict[str, ScheduleSpec] = {
         ScheduleSpec(
             "plateau",
             "ReduceLROnPlateau: multiply by factor when val loss stalls",
-            (Param("factor", 0.5, "multiplier at each reduction, in (0, 1)"),
+            (Param("factor", 0.5, "multiplier at each reduction, in (0, 1)",
+                   search=(0.2, 0.7, "linear")),
              Param("patience", 2, "epochs without improvement before reducing"),
              Param("min_fraction", 1e-3, "floor as a fraction of --lr")),
             _plateau,

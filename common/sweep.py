@@ -25,12 +25,11 @@ from typing import Any
 import numpy as np
 
 from common.errors import UserError
+from common.resumable import finished_summary, run_or_resume
 from common.runs import read_json, write_json
-from common.training import run_training
 
 DEFAULT_SCHEDULES = ("constant", "step", "exponential", "cosine", "triangular", "one_cycle")
 DEFAULT_OPTIMIZERS = ("momentum", "adagrad", "rmsprop", "adam", "adamw")
-FINISHED = ("completed", "diverged")
 
 
 @dataclass
@@ -130,19 +129,10 @@ class Sweep:
 
     # -- run ----------------------------------------------------------------
     def _run(self, run: SweepRun, bundle) -> dict[str, Any]:
-        run_dir = self.dir / run.name
-        summary_path = run_dir / "summary.json"
-        if summary_path.exists():
-            summary = read_json(summary_path)
-            if summary.get("status") in FINISHED:
-                self._progress(run, summary, reused=True)
-                return summary
-        cfg = self.cfg.replace(run_name=run.name, resume=(run_dir / "config.json").exists(),
-                               **run.overrides)
-        summary = run_training(self.domain, cfg, bundle=bundle, announce=False,
-                               save_model=False, run_root=self.dir,
-                               range_test=self.range_test).summary
-        self._progress(run, summary, reused=False)
+        summary, reused = run_or_resume(self.domain, self.cfg.replace(**run.overrides),
+                                        self.dir, run.name, bundle=bundle,
+                                        range_test=self.range_test, save_model=True)
+        self._progress(run, summary, reused=reused)
         return summary
 
     def _progress(self, run: SweepRun, summary: dict[str, Any], reused: bool) -> None:
@@ -216,8 +206,7 @@ class Sweep:
 
     def _counted(self, run: SweepRun, bundle) -> dict[str, Any]:
         before = self._done
-        summary_path = self.dir / run.name / "summary.json"
-        finished = summary_path.exists() and read_json(summary_path).get("status") in FINISHED
+        finished = finished_summary(self.dir / run.name) is not None
         summary = self._run(run, bundle)
         if not finished and self._done > before:
             self._fresh += 1

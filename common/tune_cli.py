@@ -7,12 +7,11 @@ workers that train); see `common.tuning`.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
+from common.cli_domain import build_config, domain_parser, given_config_values, split_domain
 from common.errors import UserError
-from common.schedule_registry import parse_assignments
 
 
 def read_space_file(path: str | None) -> dict:
@@ -31,11 +30,10 @@ def read_space_file(path: str | None) -> dict:
 
 
 def cmd_tune(argv: list[str]) -> int:
-    from common.cli import _domain_parser, _split_domain
     from common.tuning import TUNERS, run_search
 
-    name, rest = _split_domain("tune", argv)
-    domain, parser = _domain_parser("tune", name)
+    name, rest = split_domain("tune", argv)
+    domain, parser = domain_parser("tune", name)
     group = parser.add_argument_group("search")
     group.add_argument("--tuner", default="hyperband",
                        help=f"search algorithm: {', '.join(TUNERS)} (default hyperband)")
@@ -61,17 +59,8 @@ def cmd_tune(argv: list[str]) -> int:
     if namespace.tuner not in TUNERS:
         raise UserError(f"unknown tuner {namespace.tuner!r}. Expected one of: "
                         f"{', '.join(TUNERS)}")
-    fields = {f.name for f in dataclasses.fields(domain.config_cls)}
-    fixed = {k: v for k, v in vars(namespace).items() if k in fields}
-    if isinstance(fixed.get("schedule_args"), list):
-        try:
-            fixed["schedule_args"] = parse_assignments(fixed["schedule_args"])
-        except ValueError as error:
-            raise UserError(f"--schedule-arg: {error}") from None
-    if isinstance(fixed.get("cpu_devices"), int) and fixed["cpu_devices"] > 1:
-        from common.distribute import prepare_devices
-
-        prepare_devices(fixed["cpu_devices"])  # before the search loads data and starts TF
+    _, cfg = build_config(domain, parser, rest)  # splits the CPU before data is loaded
+    fixed = given_config_values(cfg, namespace)  # kept for every trial, in search.json
     max_trials = namespace.max_trials
     if max_trials is None and namespace.tuner != "hyperband":
         max_trials = 10

@@ -1,56 +1,35 @@
-"""Image classification: CIFAR-10 (TFDS), a .npz or a class-folder dataset, small ResNet."""
+"""Image classification: which of N classes does a small image show?
+
+Data: CIFAR-10 through TFDS, or local data (an .npz of arrays, or one folder per class);
+see data.py. Model: a small ResNet (model.py), or a pretrained Keras Applications
+backbone with --pretrained. Loss and metrics (losses.py): cross-entropy from logits,
+label smoothing optional; accuracy, and top-5 accuracy when there are many classes.
+A search optimises validation accuracy.
+"""
 
 from __future__ import annotations
 
-import keras
-
 from common.domain import Domain
+from domains.image_classification import demo
 from domains.image_classification.config import ImageClassificationConfig
 from domains.image_classification.data import load_data
+from domains.image_classification.losses import SparseLabelSmoothingLoss, loss, metrics
 from domains.image_classification.model import build_model
-from domains.image_classification.report import (
-    TOP_K,
-    TOP_K_MIN_CLASSES,
-    evaluate_extra,
-)
+from domains.image_classification.report import evaluate_extra
 from domains.image_classification.search_space import search_space
 
 
-def loss(cfg):
-    if cfg.label_smoothing:
-        # Only the categorical loss smooths labels; metrics stay sparse.
-        return SparseLabelSmoothingLoss(label_smoothing=cfg.label_smoothing)
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+def fold_problem(cfg) -> str:
+    if cfg.augment:
+        return ("its training pipeline augments at random, which would freeze one draw "
+                "into the folds (add --no-augment)")
+    return ""
 
 
-def metrics(cfg, bundle=None) -> list:
-    """Accuracy; top-5 as well when the data (if known) has more than 10 classes."""
-    found = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    if bundle is not None and bundle.info["num_classes"] >= TOP_K_MIN_CLASSES:
-        found.append(
-            keras.metrics.SparseTopKCategoricalAccuracy(k=TOP_K, name=f"top{TOP_K}_accuracy")
-        )
-    return found
-
-
-@keras.saving.register_keras_serializable(package="image_classification")
-class SparseLabelSmoothingLoss(keras.losses.Loss):
-    """Cross-entropy from logits with smoothed one-hot targets, taking integer labels."""
-
-    def __init__(self, label_smoothing: float = 0.1, name="smoothed_crossentropy", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.label_smoothing = label_smoothing
-
-    def call(self, y_true, y_pred):
-        classes = keras.ops.shape(y_pred)[-1]
-        labels = keras.ops.cast(keras.ops.reshape(y_true, (-1,)), "int32")
-        one_hot = keras.ops.one_hot(labels, classes, dtype=y_pred.dtype)
-        return keras.losses.categorical_crossentropy(
-            one_hot, y_pred, from_logits=True, label_smoothing=self.label_smoothing
-        )
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+def describe_model(cfg: dict) -> str:
+    if cfg.get("pretrained"):
+        return f"pretrained {cfg['backbone']} backbone"
+    return f"small ResNet, base_filters={cfg['base_filters']}"
 
 
 DOMAIN = Domain(
@@ -64,4 +43,10 @@ DOMAIN = Domain(
     direction="max",
     evaluate_extra=evaluate_extra,
     search_space=search_space,
+    write_demo_data=demo.write_demo_data,
+    demo_overrides=demo.OVERRIDES,
+    fold_problem=fold_problem,
+    describe_model=describe_model,
 )
+
+__all__ = ["DOMAIN", "SparseLabelSmoothingLoss", "loss", "metrics"]

@@ -127,9 +127,9 @@ class MaskedBinaryIoU(keras.metrics.BinaryIoU):
         return super().update_state(mask, probabilities, sample_weight=fov)
 
 
-def segmentation_loss(cfg) -> keras.losses.Loss:
+def loss(cfg) -> keras.losses.Loss:
     return DiceBCELoss()
 
 
-def segmentation_metrics(cfg, bundle=None) -> list[keras.metrics.Metric]:
+def metrics(cfg, bundle=None) -> list[keras.metrics.Metric]:
     return [DiceCoefficient(), MaskedBinaryIoU()]

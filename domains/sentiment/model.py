@@ -26,11 +26,3 @@ def build_model(cfg, bundle) -> keras.Model:
     features = layers.Dropout(cfg.dropout, name="dropout")(features)
     probability = layers.Dense(1, activation="sigmoid", name="positive")(features)
     return keras.Model(tokens, probability, name=f"sentiment_{cfg.model}")
-
-
-def loss(cfg):
-    return keras.losses.BinaryCrossentropy()
-
-
-def metrics(cfg, bundle=None):
-    return [keras.metrics.BinaryAccuracy(name="accuracy")]

@@ -116,3 +116,21 @@ def translate_from_run(run_dir: Path, sentences: list[str]) -> list[str]:
         )
     model, vocabularies = load_trained_model(Path(run_dir))
     return translate(model, vocabularies, sentences)
+
+
+def cmd_translate(argv: list[str]) -> int:
+    """`lrsuite translate --run DIR TEXT ...`: print the translation of each TEXT."""
+    from common.cli_args import OneLineParser
+
+    parser = OneLineParser(prog="lrsuite translate",
+                           description="Translate sentences with a trained translation run.")
+    parser.add_argument("--run", required=True, help="run directory of a translation run")
+    parser.add_argument("text", nargs="+", help="sentences to translate")
+    namespace = parser.parse_args(argv)
+    run_dir = Path(namespace.run)
+    if not (run_dir / MODEL_FILE).is_file():
+        raise UserError(f"{run_dir}: no model.keras there; pass the directory of a "
+                        "completed translation run.")
+    for line in translate_from_run(run_dir, namespace.text):
+        print(line)
+    return 0

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 
-from common.domain import DOMAIN_MODULES, get_domain
+from common.domain import domain_names, get_domain
 
 
-@pytest.mark.parametrize("name", sorted(DOMAIN_MODULES))
+@pytest.mark.parametrize("name", domain_names())
 def test_demo_data_loads_in_the_domains_local_format(tmp_path, name):
-    demo = importlib.import_module(f"{DOMAIN_MODULES[name]}.demo")
-    data = demo.write_demo_data(tmp_path / name)
     domain = get_domain(name)
-    cfg = domain.config_cls.smoke(data=str(data), **demo.OVERRIDES)
+    data = domain.write_demo_data(tmp_path / name)
+    cfg = domain.config_cls.smoke(data=str(data), **domain.demo_overrides)
     bundle = domain.load_data(cfg)
     assert bundle.train_examples >= cfg.batch_size * 2
     x, y = next(iter(bundle.train))

@@ -19,6 +19,7 @@ SCRIPT = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
     import keras
+    import common.resumable as resumable
     import common.sweep as sweep_module
     from common.reporting import write_sweep_report
     from tests.toy_domain import TOY, ToyConfig
@@ -31,14 +32,14 @@ SCRIPT = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
 
     folder, mode = Path(sys.argv[1]), sys.argv[2]
-    train = sweep_module.run_training
+    train = resumable.run_training
 
     def run_training(domain, cfg, **kwargs):
         if mode == "kill" and cfg.run_name == "%s":
             kwargs["extra_callbacks"] = [KillInSecondEpoch()]
         return train(domain, cfg, **kwargs)
 
-    sweep_module.run_training = run_training
+    resumable.run_training = run_training
     cfg = ToyConfig(epochs=3, output=str(folder), verbose=0, deterministic=True,
                     monitor_every=0)
     sweep_module.Sweep(TOY, cfg, folder, rates=[1e-3, 1e-2, 1e-1],

@@ -17,9 +17,8 @@ import tensorflow as tf
 from common.errors import UserError
 from domains.translation.bleu import corpus_scores
 from domains.translation.decoding import greedy_decode, translate, translate_from_run
+from domains.translation.losses import MaskedSparseCrossentropy, MaskedTokenAccuracy
 from domains.translation.model import (
-    MaskedSparseCrossentropy,
-    MaskedTokenAccuracy,
     build_transformer,
 )
 from domains.translation.tokenizer import END_ID, START_ID, build_vocabularies

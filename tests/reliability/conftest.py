@@ -1,5 +1,6 @@
 """Reliability checks run the installed `lrsuite` command in subprocesses, on tiny data
-generated in every domain's own local format (each domain's demo.py writer).
+generated in every domain's own local format (each Domain's `write_demo_data`). The
+domains are the registry's (`common.domain.domain_names()`), so a new one is picked up.
 
 Subprocesses are what a user runs: the one-line error, the exit code and the absence of a
 traceback are properties of the whole process (TensorFlow's start-up included), which an
@@ -10,7 +11,6 @@ the good runs through session-scoped fixtures.
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from common.domain import domain_names, get_domain
+
 REPO = Path(__file__).resolve().parents[2]
-DOMAINS = ("image_classification", "medical_segmentation", "sentiment", "translation")
+DOMAINS = tuple(domain_names())
 # The tiny budget of a good run: the smoke preset, one epoch of two steps, no warmup (a
 # warmup must be shorter than training).
 TINY = ["--smoke", "--epochs", "1", "--steps-per-epoch", "2", "--schedule", "constant",
@@ -76,7 +78,7 @@ def snapshot(run_dir: Path) -> dict[str, bytes | None]:
 
 
 def write_demo_data(domain: str, folder: Path) -> Path:
-    return importlib.import_module(f"domains.{domain}.demo").write_demo_data(folder)
+    return get_domain(domain).write_demo_data(folder)
 
 
 @pytest.fixture(scope="session")
