@@ -30,6 +30,7 @@ from common.runs import (
 )
 from common.schedule_registry import Plan, build_schedule
 from common.seed import set_seed
+from common.sharpness_callback import SharpnessProbe
 
 
 @dataclass
@@ -216,6 +217,11 @@ def run_training(
             run_dir / "train", cfg.monitor_every, _probe_batch(bundle), domain.loss(cfg)
         )
         callbacks.append(dynamics)
+    sharpness = None
+    if cfg.sharpness_every:
+        sharpness = SharpnessProbe(run_dir, cfg.sharpness_every, _probe_batch(bundle),
+                                   domain.loss(cfg))
+        callbacks.append(sharpness)
     if plan.plateau:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss" if bundle.val is not None else "loss", verbose=1,
@@ -264,6 +270,8 @@ def run_training(
         "wall_time_s": round(wall, 3),
         "examples_per_second": round(new_steps * cfg.batch_size / wall, 2) if wall > 0 else None,
     })
+    if sharpness is not None:
+        summary["sharpness"] = sharpness.summary()
     if watch.diverged:
         summary["divergence"] = {"step": watch.step, "reason": watch.reason}
 
@@ -290,6 +298,7 @@ def run_training(
         final_metric=(domain.objective, objective) if objective is not None and math.isfinite(objective) else None,
         objective_history=journal.history.get(domain.objective, []),
         direction=domain.direction,
+        sharpness_records=sharpness.records if sharpness is not None else None,
     )
     write_json(run_dir / "summary.json", summary)
     if announce:
