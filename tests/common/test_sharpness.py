@@ -379,3 +379,51 @@ def test_jax_power_iteration_on_a_quadratic():
     estimate, _, done = run(S.initial_vectors([np.zeros(5)]))
     assert float(estimate) == pytest.approx(10.0, rel=0.01)
     assert 1 <= int(done) <= S.DEFAULT_ITERATIONS
+
+
+JAX_SCRIPT = """
+import jax, jax.numpy as jnp, keras, numpy as np
+from common import sharpness as S
+keras.utils.set_random_seed(3)
+model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"),
+                          keras.layers.Dense(1)])
+rng = np.random.default_rng(3)
+x = rng.normal(size=(16, 3)).astype("float32")
+y = rng.normal(size=(16, 1)).astype("float32")
+loss_fn = keras.losses.MeanSquaredError()
+weights = [w.value for w in model.trainable_weights]
+shapes = [w.shape for w in weights]
+sizes = [int(np.prod(s)) for s in shapes]
+
+def flat_loss(flat):
+    parts = jnp.split(flat, np.cumsum(sizes)[:-1])
+    params = [p.reshape(s) for p, s in zip(parts, shapes)]
+    prediction, _ = model.stateless_call(params, [], x, training=False)
+    return loss_fn(y, prediction)
+
+flat = jnp.concatenate([w.reshape(-1) for w in weights])
+eigenvalues = np.linalg.eigvalsh(np.asarray(jax.hessian(flat_loss)(flat)))
+expected = eigenvalues[np.argmax(np.abs(eigenvalues))]
+probe = S.HessianProbe(model, loss_fn)
+estimate = probe.top_eigenvalue(x, y)
+print(estimate.eigenvalue, expected)
+"""
+
+
+def test_keras_on_jax_matches_the_explicit_hessian(tmp_path):
+    pytest.importorskip("jax")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    script = tmp_path / "jax_probe.py"
+    script.write_text(JAX_SCRIPT)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(repo),
+           "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, str(script)], cwd=repo, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    estimate, expected = map(float, done.stdout.split()[-2:])
+    assert estimate == pytest.approx(expected, rel=0.02)
