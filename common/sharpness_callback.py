@@ -60,8 +60,10 @@ class SharpnessProbe(keras.callbacks.Callback):
 
         self._writer = tf.summary.create_file_writer(str(self.run_dir / "train"))
         self._step = None  # read from the optimizer at the first step, after any restore
-        self._probe = HessianProbe(self.model, self.loss_fn, iterations=self.iterations,
-                                   tolerance=self.tolerance)
+        if self._probe is None or self._probe.model is not self.model:
+            # Kept across fits of the same model: the next fit's first probe starts warm.
+            self._probe = HessianProbe(self.model, self.loss_fn, iterations=self.iterations,
+                                       tolerance=self.tolerance)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -74,6 +76,9 @@ class SharpnessProbe(keras.callbacks.Callback):
             self._step += 1  # counted: reading the optimizer's counter syncs every step
         if self._step % self.every or self.probe_batch is None:
             return
+        if keras.backend.backend() == "jax":
+            # JAX's fit holds the state apart from the model's variables during an epoch.
+            self.model.jax_state_sync()
         reading = measure(self._probe, self.model.optimizer, self.probe_batch)
         if reading is None:
             return

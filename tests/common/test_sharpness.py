@@ -406,6 +406,13 @@ eigenvalues = np.linalg.eigvalsh(np.asarray(jax.hessian(flat_loss)(flat)))
 expected = eigenvalues[np.argmax(np.abs(eigenvalues))]
 probe = S.HessianProbe(model, loss_fn)
 estimate = probe.top_eigenvalue(x, y)
+from common.sharpness_callback import SharpnessProbe
+import tempfile
+model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss_fn)
+callback = SharpnessProbe(tempfile.mkdtemp(), 1, (x[:8], y[:8]), loss_fn)
+model.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False, callbacks=[callback])
+assert [r["step"] for r in callback.records] == [1, 2, 3], callback.records
+assert all(r["sharpness"] > 0 for r in callback.records)
 print(estimate.eigenvalue, expected)
 """
 
