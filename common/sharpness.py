@@ -9,12 +9,14 @@ the optimizer's per-weight denominator (Cohen et al. 2022). A rate is too high f
 when the sharpness cannot stay under its threshold.
 
 The eigenvalue comes from power iteration on Hessian-vector products on a fixed probe
-batch, warm-started from the previous call's vector. The loss runs with training=False:
-dropout then draws no random numbers (the training's seed state stays where it was) and
-batch normalisation reads its moving statistics instead of updating them, so a probe
-changes nothing that training reads; runs with and without it, and a resumed run, stay
-bit-identical. Power iteration finds the eigenvalue largest in magnitude; a value below
-zero means the Hessian's most negative curvature dominates.
+batch, warm-started from the previous call's vector. The loss is the training loss
+(training=True: batch normalisation on the batch's statistics; in inference mode, early
+in training, its moving statistics describe another function, with a Hessian hundreds of
+times sharper) run as a stateless call: the new moving statistics and the advanced dropout
+seed states it returns are dropped, so a probe changes nothing that training reads (each
+probe holds one dropout mask through its iterations) and runs with and without it, and a
+resumed run, stay bit-identical. Power iteration finds the eigenvalue largest in
+magnitude; a value below zero means the Hessian's most negative curvature dominates.
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ def _tf_power_iteration(model, loss_fn: Callable, preconditioned: bool):
     import tensorflow as tf
 
     weights = model.trainable_weights
+    frozen = model.non_trainable_variables  # incl. dropout seed states
 
     def dense(tensor, like):
         if tensor is None:
@@ -161,14 +164,19 @@ def _tf_power_iteration(model, loss_fn: Callable, preconditioned: bool):
         return tf.cast(tf.convert_to_tensor(tensor), tf.float32)  # embeddings: IndexedSlices
 
     def hessian_vector(x, y, vectors):
+        params = [tf.convert_to_tensor(w.value) for w in weights]
         with tf.GradientTape() as outer:
+            outer.watch(params)
             with tf.GradientTape() as inner:
-                loss = tf.cast(loss_fn(y, model(x, training=False)), tf.float32)
+                inner.watch(params)
+                prediction, _ = model.stateless_call(params, [v.value for v in frozen], x,
+                                                     training=True)
+                loss = tf.cast(loss_fn(y, prediction), tf.float32)
             gradients = [dense(g, w) for g, w in
-                         zip(inner.gradient(loss, weights), weights, strict=True)]
+                         zip(inner.gradient(loss, params), weights, strict=True)]
             product = tf.add_n([tf.reduce_sum(g * v) for g, v in
                                 zip(gradients, vectors, strict=True)])
-        return [dense(h, w) for h, w in zip(outer.gradient(product, weights), weights,
+        return [dense(h, w) for h, w in zip(outer.gradient(product, params), weights,
                                             strict=True)]
 
     def normalised(vectors):
@@ -208,7 +216,7 @@ def _jax_power_iteration(model, loss_fn: Callable, preconditioned: bool):
     import jax.numpy as jnp
 
     def loss_of(trainable, non_trainable, x, y):
-        prediction, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+        prediction, _ = model.stateless_call(trainable, non_trainable, x, training=True)
         return jnp.asarray(loss_fn(y, prediction), jnp.float32)
 
     def run(trainable, non_trainable, x, y, vectors, scales, iterations, tolerance):
@@ -310,7 +318,7 @@ class HessianProbe:
         if keras.backend.backend() == "jax":
             eigenvalue, vectors, done = function(
                 [w.value for w in weights],
-                [w.value for w in self.model.non_trainable_weights],
+                [w.value for w in self.model.non_trainable_variables],
                 x, y, self.vectors, scales, self.iterations, self.tolerance)
         else:
             import tensorflow as tf

@@ -434,3 +434,28 @@ def test_keras_on_jax_matches_the_explicit_hessian(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     estimate, expected = map(float, done.stdout.split()[-2:])
     assert estimate == pytest.approx(expected, rel=0.02)
+
+
+def test_batch_norm_is_probed_in_training_mode_and_its_statistics_kept():
+    keras.utils.set_random_seed(7)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                              keras.layers.BatchNormalization(), keras.layers.Activation("tanh"),
+                              keras.layers.Dense(1)])
+    _, x, y = tiny_network(seed=7)
+    statistics = [v.numpy().copy() for v in model.non_trainable_weights]
+    estimate = S.HessianProbe(model, MSE, iterations=60).top_eigenvalue(x, y)
+    for old, new in zip(statistics, model.non_trainable_weights, strict=True):
+        np.testing.assert_array_equal(old, new.numpy())
+
+    def training_loss(y_true, prediction):
+        return MSE(y_true, prediction)
+
+    # Expected: the Hessian of the loss with the batch's own statistics (training=True).
+    weights = model.trainable_weights
+    with tf.GradientTape(persistent=True) as outer:
+        with tf.GradientTape() as inner:
+            loss = training_loss(y, model(x, training=True))
+        flat = tf.concat([tf.reshape(g, [-1]) for g in inner.gradient(loss, weights)], 0)
+    hessian = np.concatenate([tf.reshape(b, [int(flat.shape[0]), -1]).numpy()
+                              for b in outer.jacobian(flat, weights)], axis=1)
+    assert estimate.eigenvalue == pytest.approx(dominant(np.linalg.eigvalsh(hessian)), rel=0.02)
