@@ -16,7 +16,8 @@ times sharper) run as a stateless call: the new moving statistics and the advanc
 seed states it returns are dropped, so a probe changes nothing that training reads (each
 probe holds one dropout mask through its iterations) and runs with and without it, and a
 resumed run, stay bit-identical. Power iteration finds the eigenvalue largest in
-magnitude; a value below zero means the Hessian's most negative curvature dominates.
+magnitude; when that is negative (strong negative curvature, early in training), a second
+run on the shifted Hessian H - lambda I finds the top (most positive) one.
 """
 
 from __future__ import annotations
@@ -183,19 +184,21 @@ def _tf_power_iteration(model, loss_fn: Callable, preconditioned: bool):
         norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(v)) for v in vectors]))
         return [v / tf.maximum(norm, 1e-30) for v in vectors]
 
-    def operator(x, y, vectors, scales):
+    def operator(x, y, vectors, scales, shift):
         if not preconditioned:
-            return hessian_vector(x, y, vectors)
-        products = hessian_vector(x, y, [d * v for d, v in zip(scales, vectors, strict=True)])
-        return [d * h for d, h in zip(scales, products, strict=True)]
+            products = hessian_vector(x, y, vectors)
+        else:
+            products = hessian_vector(x, y, [d * v for d, v in zip(scales, vectors, strict=True)])
+            products = [d * h for d, h in zip(scales, products, strict=True)]
+        return [h - shift * v for h, v in zip(products, vectors, strict=True)]
 
     @tf.function
-    def power_iteration(x, y, vectors, scales, iterations, tolerance):
+    def power_iteration(x, y, vectors, scales, iterations, tolerance, shift):
         vectors = normalised(vectors)
         eigenvalue = tf.constant(0.0)
         done = tf.constant(0)
         for index in tf.range(iterations):
-            image = operator(x, y, vectors, scales)
+            image = operator(x, y, vectors, scales, shift)
             estimate = tf.add_n([tf.reduce_sum(v * h) for v, h in
                                  zip(vectors, image, strict=True)])
             change = tf.abs(estimate - eigenvalue)
@@ -219,15 +222,16 @@ def _jax_power_iteration(model, loss_fn: Callable, preconditioned: bool):
         prediction, _ = model.stateless_call(trainable, non_trainable, x, training=True)
         return jnp.asarray(loss_fn(y, prediction), jnp.float32)
 
-    def run(trainable, non_trainable, x, y, vectors, scales, iterations, tolerance):
+    def run(trainable, non_trainable, x, y, vectors, scales, iterations, tolerance, shift):
         def operator(vectors):
+            start = vectors
             if preconditioned:
                 vectors = [d * v for d, v in zip(scales, vectors, strict=True)]
             image = hessian_vector_product(
                 lambda params: loss_of(params, non_trainable, x, y), trainable, vectors)
             if preconditioned:
                 image = [d * h for d, h in zip(scales, image, strict=True)]
-            return image
+            return [h - shift * v for h, v in zip(image, start, strict=True)]
 
         return power_iterate(operator, vectors, iterations, tolerance)
 
@@ -314,21 +318,33 @@ class HessianProbe:
         preconditioned = preconditioner_diagonal is not None
         scales = ([(1.0 / np.sqrt(p)).astype("float32") for p in preconditioner_diagonal]
                   if preconditioned else [])
-        function = self._function(preconditioned)
+        eigenvalue, vectors, done = self._iterate(x, y, self.vectors, scales, 0.0)
+        if eigenvalue < 0:
+            # The most negative curvature dominated. The top eigenvalue is the dominant one
+            # of H - eigenvalue * I (all of whose eigenvalues are >= 0), shifted back.
+            shifted, vectors, more = self._iterate(x, y, initial_vectors(weights), scales,
+                                                   eigenvalue)
+            eigenvalue, done = shifted + eigenvalue, done + more
+        self.vectors = vectors
+        return Estimate(eigenvalue, vectors, done)
+
+    def _iterate(self, x, y, vectors, scales, shift: float):
+        function = self._function(bool(scales))
         if keras.backend.backend() == "jax":
+            weights = self.model.trainable_weights
             eigenvalue, vectors, done = function(
                 [w.value for w in weights],
                 [w.value for w in self.model.non_trainable_variables],
-                x, y, self.vectors, scales, self.iterations, self.tolerance)
+                x, y, vectors, scales, self.iterations, self.tolerance, shift)
         else:
             import tensorflow as tf
 
             eigenvalue, vectors, done = function(
-                x, y, [tf.constant(v) for v in self.vectors],
-                [tf.constant(s) for s in scales],
-                tf.constant(self.iterations), tf.constant(self.tolerance, tf.float32))
-        self.vectors = [np.asarray(keras.ops.convert_to_numpy(v)) for v in vectors]
-        return Estimate(float(eigenvalue), self.vectors, int(done))
+                x, y, [tf.constant(v) for v in vectors], [tf.constant(s) for s in scales],
+                tf.constant(self.iterations), tf.constant(self.tolerance, tf.float32),
+                tf.constant(shift, tf.float32))
+        vectors = [np.asarray(keras.ops.convert_to_numpy(v)) for v in vectors]
+        return float(eigenvalue), vectors, int(done)
 
 
 def measure(probe: HessianProbe, optimizer, batch: tuple[Any, Any]) -> dict[str, Any] | None:
