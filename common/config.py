@@ -140,6 +140,11 @@ class TrainConfig:
         50,
         help="Every N steps, log gradient norm and update/weight ratios (0: off).",
     )
+    sharpness_every: int = help_field(
+        0,
+        help="Every N steps, measure the loss's sharpness (top Hessian eigenvalue, "
+        "preconditioned for Adam) against the rate's stability threshold (0: off).",
+    )
     output: str = help_field("runs", help="Root folder for run directories.")
     run_name: str | None = help_field(
         None, help="Run directory name (default: <time>-<optimizer>-<schedule>-lr<rate>)."
@@ -196,7 +201,7 @@ class TrainConfig:
             )
         if self.clipnorm is not None:
             _check_positive("clipnorm", self.clipnorm)
-        for name in ("early_stopping", "log_lr_every", "monitor_every"):
+        for name in ("early_stopping", "log_lr_every", "monitor_every", "sharpness_every"):
             value = getattr(self, name)
             if value < 0:
                 raise ValueError(f"{name} must be >= 0. Received: {name}={value!r}")

@@ -45,6 +45,12 @@ STABILITY_WINDOW = 11  # steps in the centred moving average the noise is measur
 OVERFIT_MIN_RISES = 2  # val loss rose in each of the last 2+ epochs ...
 OVERFIT_MIN_RISE = 0.1  # ... by 10% or more over its best, while the train loss fell
 STILL_IMPROVING_GAIN = 0.005  # the last epoch beat the best before it by 0.5% or more
+# Sharpness against the rate's stability threshold (2/lr, 38/lr for Adam; common.sharpness).
+# At the edge of stability it hovers at the threshold, so only a clear excess counts.
+SHARPNESS_OVER_FACTOR = 1.2  # the sharpness 20% or more over its threshold ...
+SHARPNESS_OVER_SHARE = 0.3  # ... at 30% or more of the probed steps: it cannot stay under
+SHARPNESS_UNDER_FACTOR = 1e-2  # median sharpness two orders of magnitude under it ...
+SHARPNESS_SLOW_DROP = 0.5  # ... while the loss fell by less than half: room to go faster
 
 
 def smooth(losses: Sequence[float], beta: float = SMOOTHING_BETA) -> np.ndarray:
@@ -204,6 +210,41 @@ def sign_change_fraction(values: Sequence[float]) -> float:
     return float(np.mean(moves[1:] != moves[:-1]))
 
 
+def sharpness_figures(records: Sequence[dict[str, float]] | None) -> dict[str, float] | None:
+    """From the probe's readings (dicts with "sharpness" and "threshold"): the share of
+    readings over SHARPNESS_OVER_FACTOR x the threshold, the median and the largest
+    sharpness/threshold ratio. None without readings that have a threshold."""
+    ratios = [float(r["sharpness"]) / float(r["threshold"]) for r in records or ()
+              if math.isfinite(float(r["threshold"])) and float(r["threshold"]) > 0
+              and math.isfinite(float(r["sharpness"]))]
+    if not ratios:
+        return None
+    over = [r for r in ratios if r >= SHARPNESS_OVER_FACTOR]
+    return {"readings": len(ratios), "share_over": len(over) / len(ratios),
+            "median_ratio": float(np.median(ratios)), "max_ratio": max(ratios),
+            "median_ratio_over": float(np.median(over)) if over else None}
+
+
+def sharpness_over_evidence(figures: dict[str, float] | None) -> str:
+    """Evidence for too_high: the sharpness well over its threshold at many probed steps."""
+    if figures is None or figures["share_over"] < SHARPNESS_OVER_SHARE:
+        return ""
+    return (f"sharpness {figures['median_ratio_over']:.2g}x over its stability threshold "
+            f"for {figures['share_over']:.0%} of probed steps (limits: "
+            f"{SHARPNESS_OVER_FACTOR:g}x at {SHARPNESS_OVER_SHARE:.0%}): steps too large "
+            "for the curvature")
+
+
+def sharpness_under_evidence(figures: dict[str, float] | None, drop: float) -> str:
+    """Evidence for too_low: the sharpness far under its threshold, the loss slow to fall."""
+    if figures is None or figures["median_ratio"] > SHARPNESS_UNDER_FACTOR \
+            or drop >= SHARPNESS_SLOW_DROP:
+        return ""
+    return (f"sharpness at {figures['median_ratio']:.2g} of its stability threshold "
+            f"(median; {SHARPNESS_UNDER_FACTOR:g} or less is two orders under) while the "
+            f"loss fell by {drop:.1%}: the rate could be far larger")
+
+
 def diagnose(
     losses: Sequence[float],
     *,
@@ -217,6 +258,7 @@ def diagnose(
     final_metric: tuple[str, float] | None = None,
     objective_history: Sequence[float] = (),
     direction: str = "max",
+    sharpness_records: Sequence[dict[str, float]] | None = None,
 ) -> dict[str, Any]:
     """Diagnose a run from its per-step (batch) losses.
 
@@ -233,6 +275,8 @@ def diagnose(
         objective_history: the objective per epoch (e.g. val Dice), to catch a metric
             that collapses while the loss still falls.
         direction: "max" or "min": which way the objective improves.
+        sharpness_records: the sharpness probe's readings (dicts with "sharpness" and
+            "threshold"), or None when it did not run.
 
     Returns:
         {"verdict", "evidence": [...], "convergence_steps", "stability", "overshoot",
@@ -253,8 +297,15 @@ def diagnose(
             "rebound_share": REBOUND_SHARE,
             "loss_rise_share": LOSS_RISE_SHARE,
             "oscillation_sign_changes": OSCILLATION_SIGN_CHANGES,
+            "sharpness_over_factor": SHARPNESS_OVER_FACTOR,
+            "sharpness_over_share": SHARPNESS_OVER_SHARE,
+            "sharpness_under_factor": SHARPNESS_UNDER_FACTOR,
+            "sharpness_slow_drop": SHARPNESS_SLOW_DROP,
         },
     }
+    sharpness = sharpness_figures(sharpness_records)
+    if sharpness is not None:
+        report["sharpness"] = sharpness
     if diverged:
         evidence.append(f"diverged: {divergence_reason or 'the loss became NaN or Inf'}")
     if len(finite) >= 2:
@@ -298,7 +349,11 @@ def diagnose(
                 f"the loss rose by {-drop:.1%} from the first to the last tenth of the run"
                 f" (threshold {LOSS_RISE_SHARE:.0%}): steps too large"
             )
+        over = sharpness_over_evidence(sharpness)
+        if over:
+            evidence.append(over)
         too_high = bool(evidence)
+        under = sharpness_under_evidence(sharpness, drop)
         median_ratio = float(np.median(update_ratios)) if len(update_ratios) else None
         if not too_high and (drop < TOO_LOW_MIN_DROP or not significant):
             if median_ratio is not None and median_ratio >= HIGH_UPDATE_RATIO:
@@ -318,6 +373,8 @@ def diagnose(
                     f"the loss fell by {drop:.1%}, within {DROP_NOISE_SIGMAS:g} standard "
                     "errors of its batch-to-batch noise: no real progress"
                 )
+            if not too_high and under:
+                evidence.append(under)
         if diverged:
             too_high = True
         if too_high:
@@ -334,6 +391,9 @@ def diagnose(
                 f"the rate {learning_rate:.2g} is {suggested_learning_rate / learning_rate:.0f}x "
                 f"below the range test's suggestion {suggested_learning_rate:.2g}"
             )
+        elif under:
+            verdict = "too_low"
+            evidence.append(under)
         elif median_ratio is not None and median_ratio <= LOW_UPDATE_RATIO and drop < 0.5:
             verdict = "too_low"
             evidence.append(
@@ -377,6 +437,7 @@ def diagnose_run(summary: dict[str, Any], losses: Sequence[float]) -> dict[str, 
         final_metric=(objective, value) if value is not None and math.isfinite(value) else None,
         objective_history=history.get(objective, []) if objective else [],
         direction=summary.get("direction", "max"),
+        sharpness_records=summary.get("sharpness", {}).get("records"),
     )
     flags = []
     overfit = overfitting(history.get("val_loss", []), history.get("loss", []))

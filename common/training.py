@@ -35,6 +35,7 @@ from common.run_steps import restart_steps_csv
 from common.runs import create_run_dir, default_run_name, existing_run_dir, read_json, write_json
 from common.schedule_registry import Plan, build_schedule
 from common.seed import set_seed
+from common.sharpness_callback import SharpnessProbe
 
 RUN_KINDS = ("train", "range_test")  # a range test neither validates, tests nor saves
 
@@ -228,6 +229,11 @@ def run_training(
             run_dir / "train", cfg.monitor_every, _probe_batch(bundle.fresh_train()),
             domain.loss(cfg))
         callbacks.append(dynamics)
+    sharpness = None
+    if cfg.sharpness_every and kind == "train":
+        sharpness = SharpnessProbe(run_dir, cfg.sharpness_every,
+                                   _probe_batch(bundle.fresh_train()), domain.loss(cfg))
+        callbacks.append(sharpness)
     validation = bundle.val if kind == "train" else None
     callbacks.extend(_stopping_callbacks(domain, cfg, plan, validation))
     callbacks.extend(extra_callbacks or [])
@@ -262,6 +268,8 @@ def run_training(
         "wall_time_s": round(wall, 3),
         "examples_per_second": round(new_steps * cfg.batch_size / wall, 2) if wall > 0 else None,
     })
+    if sharpness is not None:
+        summary["sharpness"] = sharpness.summary()
     if watch.diverged:
         summary["divergence"] = {"step": watch.step, "reason": watch.reason}
     if dynamics is not None:
