@@ -178,7 +178,21 @@ def cmd_sweep(argv: list[str]) -> int:
     extra.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS),
                        help="optimizers compared at the best rate ('' for none)")
     extra.add_argument("--range-test-steps", type=int, default=100)
+    extra.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
+                       help="run every point once per seed and compare them in pairs (a count "
+                            "from --seed on, or seeds joined by ','; default: --seed alone)")
+    extra.add_argument("--keep-early-stopping", action="store_true",
+                       help="keep the domain's early stopping in the sweep's runs (off by "
+                            "default: a schedule is compared over its whole horizon)")
     namespace, cfg = build_config(domain, parser, rest)
+    from common.evidence import parse_seeds
+
+    try:
+        seeds = parse_seeds(namespace.seeds, cfg.seed)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if not namespace.keep_early_stopping:
+        cfg = cfg.replace(early_stopping=0)
     if namespace.rates:
         try:
             rates = sorted(float(r) for r in namespace.rates.split(",") if r.strip())
@@ -200,8 +214,9 @@ def cmd_sweep(argv: list[str]) -> int:
     sweep_name = namespace.name or time.strftime("%Y%m%d-%H%M%S")
     sweep_dir = Path(cfg.output) / domain.name / "sweeps" / sweep_name
     print(f"sweep directory: {sweep_dir}", flush=True)
-    Sweep(domain, cfg.replace(verbose=0), sweep_dir, rates=rates, schedules=schedules,
-          optimizers=optimizers, range_test_steps=namespace.range_test_steps).run()
+    Sweep(domain, cfg.replace(verbose=0, seed=seeds[0]), sweep_dir, rates=rates,
+          schedules=schedules, optimizers=optimizers, seeds=seeds,
+          range_test_steps=namespace.range_test_steps).run()
     md, page = write_sweep_report(sweep_dir)
     print(f"report: {md}\n        {page}")
     return 0

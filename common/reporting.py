@@ -19,6 +19,7 @@ import numpy as np
 
 from common.domain import get_domain
 from common.errors import UserError
+from common.evidence import METHOD, Comparison, majority, paired_comparison, spread
 from common.runs import FINISHED_STATUSES, read_json
 
 VERDICTS = ("too_low", "good", "too_high")
@@ -69,103 +70,183 @@ def _metric(summary: dict[str, Any], key: str) -> float | None:
     return None
 
 
+def verdict_words(verdict: str | None) -> str:
+    """One spelling everywhere: too_low -> 'too low'."""
+    return (verdict or "?").replace("_", " ")
+
+
+def _mean_sd(values: list[float], digits: int = 4) -> str:
+    spread_ = spread(values)
+    if spread_ is None:
+        return "-"
+    if spread_.n == 1:
+        return f"{_fmt(spread_.mean, digits)} (1 seed)"
+    return (f"{_fmt(spread_.mean, digits)} ± {_fmt(spread_.sd, 2)} "
+            f"[{_fmt(spread_.low, digits)}, {_fmt(spread_.high, digits)}]")
+
+
+def _comparison_text(result: Comparison | None) -> str:
+    if result is None:
+        return "-"
+    if result.low is None:
+        return f"{result.difference:+.4f} (one seed: not judged)"
+    return f"{result.difference:+.4f} [{result.low:+.4f}, {result.high:+.4f}] {result.verdict}"
+
+
+RULES_IN_WORDS = (
+    "How a run is judged: too high when its loss became NaN or diverged, blew up above its "
+    "start, climbed back over half of its drop, oscillated from epoch to epoch, or rose over "
+    "the run; too low when the loss fell by under 5% (or by less than its own noise), the "
+    "rate sat 30x or more below the range test's suggestion, or each step moved the weights "
+    "by under 1e-5 of their size; good otherwise. Flags add what the verdict does not say: "
+    "overfitting (validation loss climbing while the training loss falls) and under-trained "
+    "(still improving at its last epoch).")
+
+
 class SweepReport:
     def __init__(self, sweep_dir: Path):
         self.dir = sweep_dir
         self.state = read_json(sweep_dir / "sweep.json")
         self.objective = self.state["objective"]
-        self.runs: dict[str, dict[str, Any]] = {}
-        for group in ("rate", "schedule", "optimizer"):
-            for path in sorted(sweep_dir.glob(f"{group}-*/summary.json")):
-                self.runs[path.parent.name] = read_json(path)
+        self.direction = self.state.get("direction", "max")
+        self.seeds = self.state.get("seeds", [self.state["base_config"]["seed"]])
+        # point -> {seed: summary}; a point's folder holds one run per seed
+        self.points: dict[str, dict[int, dict[str, Any]]] = {}
+        for path in sorted(sweep_dir.glob("*/seed-*/summary.json")):
+            summary = read_json(path)
+            self.points.setdefault(path.parent.parent.name, {})[int(summary["seed"])] = summary
         self.plots = sweep_dir / "plots"
         self.plots.mkdir(exist_ok=True)
         base = self.state["base_config"]
-        first = next(iter(self.runs.values()), {})
+        first = next((s for runs in self.points.values() for s in runs.values()), {})
+        stopping = (f"early stopping after {base['early_stopping']} epochs without progress"
+                    if base.get("early_stopping") else "no early stopping: every run has its "
+                    "whole budget, so a schedule is compared over its full horizon")
         self.caption = (
             f"Data: {self.state.get('data', '?')}. Model: {self.state['domain']} default "
             f"({_model_words(self.state['domain'], base)}). Budget: {base['epochs']} epochs x "
             f"{first.get('steps_per_epoch', '?')} steps, batch {base['batch_size']}, optimizer "
-            f"{base['optimizer']}. Seed {base['seed']}."
+            f"{base['optimizer']}; {stopping}. Seeds: {', '.join(map(str, self.seeds))}."
         )
 
     # -- groups --------------------------------------------------------------
-    def rate_runs(self) -> list[dict[str, Any]]:
-        runs = [s for name, s in self.runs.items() if name.startswith("rate-")]
-        return sorted(runs, key=lambda s: float(s["learning_rate"]))
+    def rate_points(self) -> list[tuple[float, dict[int, dict[str, Any]]]]:
+        points = [(float(next(iter(runs.values()))["learning_rate"]), runs)
+                  for name, runs in self.points.items() if name.startswith("rate-")]
+        return sorted(points, key=lambda item: item[0])
 
-    def group(self, prefix: str, labels: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    def rate_runs(self) -> list[dict[str, Any]]:
+        """Every rate run of every seed, by rate."""
+        return [s for _, runs in self.rate_points() for s in runs.values()]
+
+    def _best_point(self) -> dict[int, dict[str, Any]]:
+        return self.points.get(self.state.get("best_rate_run", ""), {})
+
+    def group(self, prefix: str, labels: list[str]) -> list[tuple[str, dict[int, dict]]]:
         out = []
         for label in labels:
-            summary = self.runs.get(f"{prefix}-{label}")
-            if summary is None and prefix == "schedule" and label == "constant":
-                summary = self._best_rate_run()
-            if summary is None and prefix == "optimizer" and label == self.state["base_config"]["optimizer"]:
-                summary = self._best_rate_run()
-            if summary is not None:
-                out.append((label, summary))
+            runs = self.points.get(f"{prefix}-{label}")
+            reused = (prefix == "schedule" and label == "constant") or (
+                prefix == "optimizer" and label == self.state["base_config"]["optimizer"])
+            if runs is None and reused:
+                runs = self._best_point()
+            if runs:
+                out.append((label, runs))
         return out
 
-    def _best_rate_run(self) -> dict[str, Any] | None:
-        best = self.state.get("best_rate")
-        for summary in self.rate_runs():
-            if best is not None and math.isclose(float(summary["learning_rate"]), best):
-                return summary
-        return None
+    def _values(self, runs: dict[int, dict[str, Any]], key: str) -> dict[int, float]:
+        return {seed: v for seed, s in runs.items() if (v := _metric(s, key)) is not None
+                and s.get("status") == "completed"}
+
+    def compare(self, runs, baseline) -> Comparison | None:
+        return paired_comparison(self._values(runs, self.objective),
+                                 self._values(baseline, self.objective),
+                                 direction=self.direction)
 
     # -- figures -------------------------------------------------------------
     def u_curve(self) -> Path:
         plt = _plt()
-        runs = self.rate_runs()
+        points = self.rate_points()
         figure, axis = plt.subplots(figsize=(7, 4.2))
-        ok = [(float(s["learning_rate"]), _metric(s, self.objective)) for s in runs
-              if s["status"] == "completed" and _metric(s, self.objective) is not None]
-        if ok:
-            axis.plot([r for r, _ in ok], [v for _, v in ok], "o-", color="C0", label=self.objective)
-        diverged = [float(s["learning_rate"]) for s in runs if s["status"] == "diverged"]
+        rates, means, lows, highs = [], [], [], []
+        for rate, runs in points:
+            values = list(self._values(runs, self.objective).values())
+            for value in values:
+                axis.plot(rate, value, "o", color="C0", alpha=0.3, ms=4)
+            if values:
+                rates.append(rate)
+                means.append(float(np.mean(values)))
+                lows.append(min(values))
+                highs.append(max(values))
+        if rates:
+            axis.plot(rates, means, "o-", color="C0", label=f"mean over seeds (n={len(self.seeds)})")
+            if len(self.seeds) > 1:
+                axis.fill_between(rates, lows, highs, color="C0", alpha=0.15,
+                                  label="min to max over seeds")
+        diverged = [(rate, sum(s["status"] == "diverged" for s in runs.values()))
+                    for rate, runs in points]
+        diverged = [(r, n) for r, n in diverged if n]
         if diverged:
-            low = axis.get_ylim()[0] if ok else 0.0
-            axis.plot(diverged, [low] * len(diverged), "x", color="C3", ms=10, mew=2,
-                      label="diverged")
+            low = axis.get_ylim()[0] if rates else 0.0
+            axis.plot([r for r, _ in diverged], [low] * len(diverged), "x", color="C3", ms=10,
+                      mew=2, label="diverged (seeds)")
         colors = {"too_low": "C1", "good": "C2", "too_high": "C3"}
-        for s in runs:
-            verdict = s.get("diagnosis", {}).get("verdict")
+        for rate, runs in points:
+            verdict, _, _ = majority([s.get("diagnosis", {}).get("verdict", "?")
+                                      for s in runs.values()])
             if verdict in colors:
-                axis.axvspan(float(s["learning_rate"]) / 1.3, float(s["learning_rate"]) * 1.3,
-                             color=colors[verdict], alpha=0.12, lw=0)
+                axis.axvspan(rate / 1.3, rate * 1.3, color=colors[verdict], alpha=0.12, lw=0)
         suggestion = self.state.get("range_test", {}).get("suggestion")
         if suggestion:
             axis.axvline(suggestion, color="C4", ls="--", label=f"range test {suggestion:.2g}")
         axis.set_xscale("log")
-        axis.set_xlabel("learning rate (log scale); shading: diagnosis (orange too low, green good, red too high)", fontsize=8)
+        axis.set_xlabel("learning rate (log scale)")
         axis.set_ylabel(f"final {self.objective}")
-        axis.set_title(f"{self.state['domain']}: final {self.objective} against rate", fontsize=10)
+        axis.set_title("shading: majority verdict (orange too low, green good, red too high)",
+                       fontsize=9)
         axis.legend(fontsize=8)
         return self._save(figure, "u_curve.png")
 
     def loss_curves(self) -> Path:
         plt = _plt()
+        from common.diagnosis import centred_average
+
         figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
         cmap = plt.get_cmap("viridis")
-        runs = self.rate_runs()
-        for i, s in enumerate(runs):
-            color = cmap(i / max(1, len(runs) - 1))
-            label = f"lr {float(s['learning_rate']):.2g}{' (diverged)' if s['status'] == 'diverged' else ''}"
+        points = self.rate_points()
+        healthy: list[float] = []
+        seed = self.seeds[0]
+        for i, (rate, runs) in enumerate(points):
+            s = runs.get(seed) or next(iter(runs.values()))
+            color = cmap(i / max(1, len(points) - 1))
+            diverged = s["status"] == "diverged"
+            label = f"lr {rate:.2g}{' (diverged)' if diverged else ''}"
             steps, _, losses = read_steps(Path(s["run_dir"]))
-            if len(losses):
-                from common.diagnosis import centred_average
-
-                keep = np.isfinite(losses)
-                left.plot(steps[keep], centred_average(losses[keep], 11), color=color, label=label, lw=1.4)
+            keep = np.isfinite(losses)
+            if keep.sum():
+                curve = centred_average(losses[keep], 11)
+                left.plot(steps[keep], curve, color=color, label=label, lw=1.4,
+                          ls="--" if diverged else "-")
+                if not diverged:
+                    healthy.extend(curve.tolist())
             val = s.get("history", {}).get("val_loss", [])
             if val:
-                right.plot(range(1, len(val) + 1), val, "o-", color=color, label=label, lw=1.4, ms=3)
-        for axis, title in ((left, "training loss (per step, moving average of 11)"), (right, "validation loss (per epoch)")):
+                right.plot(range(1, len(val) + 1), val, "o-", color=color, label=label, lw=1.4,
+                           ms=3)
+                if not diverged:
+                    healthy.extend(v for v in val if math.isfinite(v))
+        for axis, title in ((left, "training loss (moving average of 11 steps)"),
+                            (right, "validation loss per epoch")):
             axis.set_title(title, fontsize=10)
             axis.set_yscale("log")
+            axis.set_ylabel("loss (log scale)")
+            positive = [v for v in healthy if v > 0]
+            if positive:  # frame the healthy runs; a diverged one leaves the frame
+                axis.set_ylim(min(positive) / 1.5, max(positive) * 1.5)
             axis.legend(fontsize=7)
         left.set_xlabel("step")
         right.set_xlabel("epoch")
+        right.xaxis.get_major_locator().set_params(integer=True)
         return self._save(figure, "loss_curves.png")
 
     def comparison(self, prefix: str, labels: list[str], name: str) -> Path | None:
@@ -176,20 +257,30 @@ class SweepReport:
         panels = 2 if prefix == "schedule" else 1
         figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
         axes = np.atleast_1d(axes)
-        for label, s in runs:
-            values = s.get("history", {}).get(self.objective, [])
-            if values:
-                axes[0].plot(range(1, len(values) + 1), values, "o-", label=label, ms=3)
+        styles = ["-", "--", "-.", ":"]
+        for index, (label, by_seed) in enumerate(runs):
+            histories = [s.get("history", {}).get(self.objective, []) for s in by_seed.values()
+                         if s.get("status") == "completed"]
+            histories = [h for h in histories if h]
+            if histories:
+                length = min(map(len, histories))
+                mean = np.mean([h[:length] for h in histories], axis=0)
+                axes[0].plot(range(1, length + 1), mean, marker="o", ls=styles[index % 4],
+                             label=label, ms=3)
             if prefix == "schedule":
-                steps, rates, _ = read_steps(Path(s["run_dir"]))
+                first = by_seed.get(self.seeds[0]) or next(iter(by_seed.values()))
+                steps, rates, _ = read_steps(Path(first["run_dir"]))
                 if len(rates):
-                    axes[1].plot(steps, rates, label=label, lw=1.4)
-        axes[0].set_title(f"{self.objective} per epoch", fontsize=10)
+                    axes[1].plot(steps, rates, label=label, lw=1.6, ls=styles[index % 4])
+        axes[0].set_title(f"{self.objective} per epoch, mean over seeds", fontsize=10)
         axes[0].set_xlabel("epoch")
+        axes[0].set_ylabel(self.objective)
+        axes[0].xaxis.get_major_locator().set_params(integer=True)
         axes[0].legend(fontsize=7)
         if prefix == "schedule":
             axes[1].set_title("learning rate per step", fontsize=10)
             axes[1].set_xlabel("step")
+            axes[1].set_ylabel("learning rate")
             axes[1].legend(fontsize=7)
         return self._save(figure, name)
 
@@ -201,20 +292,35 @@ class SweepReport:
         return path
 
     # -- tables ----------------------------------------------------------------
-    def run_row(self, label: str, s: dict[str, Any]) -> list[str]:
-        d = s.get("diagnosis", {})
-        return [label, s.get("status", "?"), d.get("verdict", "?"), _fmt(_metric(s, self.objective)),
-                _fmt(_metric(s, "test_" + self.objective.removeprefix("val_"))),
-                _fmt(d.get("convergence_steps")), _fmt(d.get("stability"), 3),
-                _fmt(d.get("overshoot"), 3), _fmt(s.get("wall_time_s"), 3)]
-
-    def run_header(self, first: str) -> list[str]:
+    def header(self, first: str, baseline: str) -> list[str]:
         test = "test_" + self.objective.removeprefix("val_")
-        return [first, "status", "verdict", self.objective, test, "convergence steps",
-                "stability", "overshoot", "wall s"]
+        return [first, "seeds", "verdict (majority)", f"{self.objective} mean ± sd [min, max]",
+                f"{test} mean", "epochs run", f"vs {baseline}: difference [95% interval]",
+                "wall s (mean)"]
 
-    def seed_table(self) -> list[list[str]]:
-        """Seed 003's comparison table, measured: medians per rate class."""
+    def row(self, label: str, runs: dict[int, dict[str, Any]], baseline) -> list[str]:
+        summaries = list(runs.values())
+        verdict, count, total = majority([s.get("diagnosis", {}).get("verdict", "?")
+                                          for s in summaries])
+        flags = sorted({f for s in summaries for f in s.get("diagnosis", {}).get("flags", [])})
+        diverged = sum(s["status"] == "diverged" for s in summaries)
+        test = "test_" + self.objective.removeprefix("val_")
+        epochs = sorted({int(s.get("epochs_run", 0)) for s in summaries})
+        shown = f"{verdict_words(verdict)} {count}/{total}" + (
+            f" ({', '.join(verdict_words(f) for f in flags)})" if flags else "")
+        objective = _mean_sd(list(self._values(runs, self.objective).values()))
+        if diverged:
+            objective += f"; diverged on {diverged} of {total}"
+        walls = [float(s["wall_time_s"]) for s in summaries if s.get("wall_time_s")]
+        return [label, str(total), shown, objective,
+                _mean_sd(list(self._values(runs, test).values())),
+                "/".join(map(str, epochs)) or "-",
+                "baseline" if runs is baseline else _comparison_text(self.compare(runs, baseline)),
+                _fmt(float(np.mean(walls)), 3) if walls else "-"]
+
+    def class_table(self) -> list[list[str]]:
+        """Seed 003's comparison table, measured: per verdict class, the median over its
+        runs (every seed counted); diverged runs are counted, not averaged in."""
         by_class: dict[str, list[dict[str, Any]]] = {v: [] for v in VERDICTS}
         for s in self.rate_runs():
             verdict = s.get("diagnosis", {}).get("verdict")
@@ -222,55 +328,111 @@ class SweepReport:
                 by_class[verdict].append(s)
 
         def median(runs, getter):
-            values = [getter(s) for s in runs]
+            values = [getter(s) for s in runs if s.get("status") == "completed"]
             values = [v for v in values if v is not None and math.isfinite(v)]
-            return _fmt(float(np.median(values)), 3) if values else "-"
+            return f"{_fmt(float(np.median(values)), 3)} (n={len(values)})" if values else "-"
 
-        rows = [["rates in class"] + [", ".join(f"{float(s['learning_rate']):.2g}" for s in by_class[v]) or "-" for v in VERDICTS]]
-        rows.append(["convergence speed (steps to 90% of the loss drop)"] +
-                    [median(by_class[v], lambda s: s.get("diagnosis", {}).get("convergence_steps")) for v in VERDICTS])
-        rows.append(["stability (relative batch-loss scatter)"] +
-                    [median(by_class[v], lambda s: s.get("diagnosis", {}).get("stability")) for v in VERDICTS])
-        rows.append(["overshoot (rebound above best loss)"] +
-                    [median(by_class[v], lambda s: s.get("diagnosis", {}).get("overshoot")) for v in VERDICTS])
-        rows.append([f"final performance ({self.objective})"] +
-                    [median(by_class[v], lambda s: _metric(s, self.objective)) for v in VERDICTS])
-        rows.append(["diverged runs"] +
-                    [str(sum(s["status"] == "diverged" for s in by_class[v])) for v in VERDICTS])
-        return rows
+        def rates(runs):
+            return ", ".join(sorted({f"{float(s['learning_rate']):.2g}" for s in runs},
+                                    key=float)) or "-"
+
+        diagnosis = lambda key: lambda s: s.get("diagnosis", {}).get(key)  # noqa: E731
+        return [
+            ["rates with runs in class"] + [rates(by_class[v]) for v in VERDICTS],
+            ["median convergence (steps to 90% of the loss drop)"] +
+            [median(by_class[v], diagnosis("convergence_steps")) for v in VERDICTS],
+            ["median stability (relative batch-loss scatter)"] +
+            [median(by_class[v], diagnosis("stability")) for v in VERDICTS],
+            ["median overshoot (rebound above the best loss)"] +
+            [median(by_class[v], diagnosis("overshoot")) for v in VERDICTS],
+            [f"median final {self.objective}"] +
+            [median(by_class[v], lambda s: _metric(s, self.objective)) for v in VERDICTS],
+            ["diverged runs (not in the medians)"] +
+            [str(sum(s["status"] == "diverged" for s in by_class[v])) for v in VERDICTS],
+        ]
+
+    def verdict_text(self, prefix: str, runs: list[tuple[str, dict]], baseline_label: str,
+                     baseline) -> str:
+        """Names a winner only when it is better beyond noise."""
+        if len(self.seeds) < 2:
+            return (f"One seed: the {prefix}s' differences are shown, not judged. A change of "
+                    "seed moves a run by about as much as many of these differences; rerun "
+                    "with --seeds 3 to measure the noise and tell them apart.")
+        judged = [(label, self.compare(r, baseline)) for label, r in runs if r is not baseline]
+        better = [(label, c) for label, c in judged if c and c.verdict == "better"]
+        worse = [label for label, c in judged if c and c.verdict == "worse"]
+        if not better:
+            text = (f"No {prefix} beats {baseline_label} beyond noise at this budget: they tie "
+                    f"(n={len(self.seeds)} seeds, paired intervals).")
+        else:
+            best_label, best = max(better, key=lambda item: item[1].difference
+                                   * (1 if self.direction == "max" else -1))
+            text = (f"{best_label} is better than {baseline_label} beyond noise: "
+                    f"{best.difference:+.4f} [{best.low:+.4f}, {best.high:+.4f}] over "
+                    f"{best.n} seeds" + (f"; also better: {', '.join(lb for lb, _ in better if lb != best_label)}"
+                                         if len(better) > 1 else "") + ".")
+        if worse:
+            text += f" Worse beyond noise: {', '.join(worse)}."
+        return text
 
     # -- assembly --------------------------------------------------------------
     def blocks(self) -> list[Block]:
         domain = self.state["domain"]
         rt = self.state.get("range_test", {})
         best = self.state.get("best_rate")
+        best_point = self._best_point()
+        base_optimizer = self.state["base_config"]["optimizer"]
+        rate_rows = [self.row(f"{rate:.3g}", runs, best_point)
+                     for rate, runs in self.rate_points()]
         blocks = [
             Block("h1", f"Learning-rate sweep: {domain}"),
             Block("text", self.caption),
-            Block("text", f"Best constant rate: {_fmt(best)}. Range test suggestion ({rt.get('rule', '?')}): "
+            Block("text", f"Best constant rate (best mean {self.objective} over seeds): "
+                          f"{_fmt(best)}. Range test suggestion ({rt.get('rule', '?')}): "
                           f"{_fmt(rt.get('suggestion'))}"
-                          + (f", {max(best, rt['suggestion']) / min(best, rt['suggestion']):.1f}x from the best rate."
-                             if best and rt.get("suggestion") else ".")),
+                          + (f", {max(best, rt['suggestion']) / min(best, rt['suggestion']):.1f}x "
+                             "from the best rate." if best and rt.get("suggestion") else ".")
+                          + (f" Range test warning: {rt['warning']}" if rt.get("warning") else "")),
+            Block("text", f"Differences: {METHOD}; 'within noise' when the interval holds 0. "
+                          "Spreads are the sample sd and [min, max] over seeds."),
             Block("h2", "Final metric against rate (the U-curve)"),
-            Block("image", self.u_curve(), self.caption),
-            Block("table", [self.run_header("rate")] + [self.run_row(_fmt(float(s["learning_rate"])), s) for s in self.rate_runs()]),
+            Block("image", self.u_curve(), f"Final {self.objective} against the rate: the mean "
+                  "over seeds, each seed faintly, the band from the lowest to the highest seed."),
+            Block("table", [self.header("rate", "the best rate")] + rate_rows),
             Block("h2", "Loss curves per rate"),
-            Block("image", self.loss_curves(), self.caption),
+            Block("image", self.loss_curves(), f"Training and validation loss per rate, seed "
+                  f"{self.seeds[0]}; dashed: diverged (outside the frame)."),
             Block("h2", "Too low, good, too high: the comparison table, measured"),
-            Block("table", [["", "too low", "good", "too high"]] + self.seed_table()),
+            Block("table", [["", "too low", "good", "too high"]] + self.class_table()),
         ]
         schedules = self.group("schedule", self.state["schedules"])
+        constant = dict(schedules).get("constant", best_point)
         if schedules:
-            blocks += [Block("h2", f"Schedules at the best rate ({_fmt(best)})"),
-                       Block("image", self.comparison("schedule", self.state["schedules"], "schedules.png"), self.caption),
-                       Block("table", [self.run_header("schedule")] + [self.run_row(label, s) for label, s in schedules])]
+            blocks += [
+                Block("h2", f"Schedules at the best rate ({_fmt(best)})"),
+                Block("text", self.verdict_text("schedule", schedules, "the constant rate",
+                                                constant)
+                      + " The constant entry is the grid's run at the best rate."),
+                Block("image", self.comparison("schedule", self.state["schedules"],
+                                               "schedules.png"),
+                      f"{self.objective} per epoch (mean over seeds) and the rate per step of "
+                      "each schedule."),
+                Block("table", [self.header("schedule", "constant")]
+                      + [self.row(label, runs, constant) for label, runs in schedules])]
         optimizers = self.group("optimizer", self.state["optimizers"])
+        default = dict(optimizers).get(base_optimizer, best_point)
         if optimizers:
-            blocks += [Block("h2", f"Optimizers at the best rate ({_fmt(best)})"),
-                       Block("image", self.comparison("optimizer", self.state["optimizers"], "optimizers.png"), self.caption),
-                       Block("table", [self.run_header("optimizer")] + [self.run_row(label, s) for label, s in optimizers])]
-        blocks.append(Block("text", "Verdicts and figures come from each run's summary.json "
-                                    "(common/diagnosis.py names the thresholds)."))
+            blocks += [
+                Block("h2", f"Optimizers at the best rate ({_fmt(best)})"),
+                Block("text", self.verdict_text("optimizer", optimizers, base_optimizer,
+                                                default)
+                      + f" The {base_optimizer} entry is the grid's run at the best rate."),
+                Block("image", self.comparison("optimizer", self.state["optimizers"],
+                                               "optimizers.png"),
+                      f"{self.objective} per epoch of each optimizer, mean over seeds."),
+                Block("table", [self.header("optimizer", base_optimizer)]
+                      + [self.row(label, runs, default) for label, runs in optimizers])]
+        blocks.append(Block("text", RULES_IN_WORDS))
         return blocks
 
 
@@ -293,8 +455,8 @@ def render_markdown(blocks: list[Block], base: Path) -> str:
         elif block.kind == "text":
             lines += [block.content, ""]
         elif block.kind == "image":
-            lines += [f"![{block.caption}]({block.content.relative_to(base).as_posix()})", "",
-                      f"*{block.caption}*", ""]
+            lines += [f"![{Path(block.content).stem}]({block.content.relative_to(base).as_posix()})",
+                      "", f"*{block.caption}*", ""]
         elif block.kind == "table":
             header, *rows = block.content
             lines.append("| " + " | ".join(header) + " |")
@@ -304,12 +466,22 @@ def render_markdown(blocks: list[Block], base: Path) -> str:
     return "\n".join(lines)
 
 
+PAGE_STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:0 auto;padding:1em;color:#222;"
+    "line-height:1.4;overflow-wrap:break-word}"
+    ".scroll{overflow-x:auto;max-width:100%}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+    "font-size:13px;vertical-align:top}th{background:#f3f3f3}"
+    "img{max-width:100%;height:auto}figure{margin:1em 0}"
+    "figcaption{font-size:12px;color:#555}")
+
+
 def render_html(blocks: list[Block], title: str) -> str:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
-             "font-size:13px}th{background:#f3f3f3}img{max-width:100%}figcaption{font-size:12px;"
-             "color:#555}</style></head><body>"]
+    """A page that reads on a phone: the viewport is the screen's, wide tables scroll in
+    their own box, figures scale down; each caption is written once, under its figure."""
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+             f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head><body>"]
     for block in blocks:
         if block.kind in ("h1", "h2"):
             parts.append(f"<{block.kind}>{html.escape(block.content)}</{block.kind}>")
@@ -317,14 +489,16 @@ def render_html(blocks: list[Block], title: str) -> str:
             parts.append(f"<p>{html.escape(block.content)}</p>")
         elif block.kind == "image":
             data = base64.b64encode(Path(block.content).read_bytes()).decode("ascii")
-            parts.append(f"<figure><img alt='{html.escape(block.caption)}' src='data:image/png;base64,{data}'>"
+            alt = html.escape(Path(block.content).stem.replace("_", " "))
+            parts.append(f"<figure><img alt='{alt}' src='data:image/png;base64,{data}'>"
                          f"<figcaption>{html.escape(block.caption)}</figcaption></figure>")
         elif block.kind == "table":
             header, *rows = block.content
-            parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+            parts.append("<div class='scroll'><table><tr>"
+                         + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
             for row in rows:
                 parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>")
-            parts.append("</table>")
+            parts.append("</table></div>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -338,7 +512,7 @@ def rediagnose_sweep(sweep_dir: Path) -> int:
 
     range_test = read_json(sweep_dir / "sweep.json").get("range_test")
     updated = 0
-    for path in sorted(sweep_dir.glob("*/summary.json")):
+    for path in sorted([*sweep_dir.glob("*/summary.json"), *sweep_dir.glob("*/seed-*/summary.json")]):
         summary = read_json(path)
         if summary.get("status") not in FINISHED_STATUSES or summary.get("kind") == "range_test":
             continue
@@ -377,19 +551,28 @@ def write_overview(output: Path) -> tuple[Path, Path] | None:
     blocks = [Block("h1", "Learning-rate sweeps across domains"),
               Block("text", "The latest finished sweep of each domain: where the good band of "
                             "constant rates lies, and how far the range test was from the best rate.")]
-    rows = [["domain", "data", "good rates", "best rate", "range test", "best " + "objective", "sweep"]]
+    rows = [["domain", "data", "good rates (majority verdict)", "best rate", "range test",
+             "objective at the best rate, mean ± sd [min, max]", "sweep"]]
     for sweep_dir in latest:
         report = SweepReport(sweep_dir)
-        good = [float(s["learning_rate"]) for s in report.rate_runs()
-                if s.get("diagnosis", {}).get("verdict") == "good"]
+        good = []
+        for rate, runs in report.rate_points():
+            verdict, count, total = majority([s.get("diagnosis", {}).get("verdict", "?")
+                                              for s in runs.values()])
+            if verdict == "good":
+                good.append((rate, count, total))
         best = report.state.get("best_rate")
-        best_run = report._best_rate_run() or {}
-        rows.append([report.state["domain"], report.state.get("data", "?"),
-                     f"{min(good):.2g} to {max(good):.2g}" if good else "-", _fmt(best),
+        band = (f"{good[0][0]:.2g} to {good[-1][0]:.2g} (good on "
+                f"{min(c for _, c, _ in good)}-{max(c for _, c, _ in good)} of "
+                f"{good[0][2]} seeds)") if good else "-"
+        rows.append([report.state["domain"], report.state.get("data", "?"), band, _fmt(best),
                      _fmt(report.state.get("range_test", {}).get("suggestion")),
-                     f"{report.objective}={_fmt(_metric(best_run, report.objective))}",
+                     f"{report.objective} "
+                     f"{_mean_sd(list(report._values(report._best_point(), report.objective).values()))}",
                      str(sweep_dir)])
-        blocks += [Block("h2", report.state["domain"]), Block("image", report.u_curve(), report.caption)]
+        blocks += [Block("h2", report.state["domain"]),
+                   Block("image", report.u_curve(), f"{report.state['domain']}: final "
+                         f"{report.objective} against rate, mean and band over seeds.")]
     blocks.insert(2, Block("table", rows))
     md = output / "report.md"
     md.write_text(render_markdown(blocks, output), encoding="utf-8")

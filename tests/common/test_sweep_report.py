@@ -55,16 +55,20 @@ def finished_sweep(tmp_path_factory):
 def test_the_grid_finds_the_middle_rate_and_marks_the_ends(finished_sweep):
     _, sweep, state = finished_sweep
     assert state["best_rate"] == pytest.approx(0.1)
-    verdicts = {name: read_json(sweep.dir / name / "summary.json") for name in
-                ("rate-1e-6", "rate-1e-1", "rate-1e1")}
-    assert verdicts["rate-1e-6"]["diagnosis"]["verdict"] == "too_low"
-    assert verdicts["rate-1e-1"]["diagnosis"]["verdict"] == "good"
-    assert verdicts["rate-1e1"]["status"] == "diverged"
-    assert verdicts["rate-1e1"]["diagnosis"]["verdict"] == "too_high"
+    verdicts = {name: read_json(sweep.dir / name / "seed-42" / "summary.json") for name in
+                ("rate-00-1e-06", "rate-01-0.1", "rate-02-10")}
+    assert verdicts["rate-00-1e-06"]["diagnosis"]["verdict"] == "too_low"
+    assert verdicts["rate-01-0.1"]["diagnosis"]["verdict"] == "good"
+    assert verdicts["rate-02-10"]["status"] == "diverged"
+    assert verdicts["rate-02-10"]["diagnosis"]["verdict"] == "too_high"
     # The constant schedule and the base optimizer reuse the grid's run: no duplicate.
     assert not (sweep.dir / "schedule-constant").exists()
-    assert (sweep.dir / "schedule-cosine" / "summary.json").exists()
-    assert (sweep.dir / "optimizer-momentum" / "summary.json").exists()
+    assert (sweep.dir / "schedule-cosine" / "seed-42" / "summary.json").exists()
+    assert (sweep.dir / "optimizer-momentum" / "seed-42" / "model.keras").exists()
+    # Folder names sort by rate and say it exactly enough.
+    names = sorted(p.name for p in sweep.dir.glob("rate-*"))
+    rates = [read_json(sweep.dir / n / "seed-42" / "summary.json")["learning_rate"] for n in names]
+    assert rates == sorted(rates)
 
 
 def test_the_report_holds_every_section_and_image(finished_sweep):
@@ -80,24 +84,29 @@ def test_the_report_holds_every_section_and_image(finished_sweep):
     for src in parser.images:  # embedded, real PNGs
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert parser.tables == 4
+    assert "name='viewport'" in page and "class='scroll'" in page
     md = (sweep.dir / "report.md").read_text()
-    assert "| 10 | diverged | too_high |" in md
-    assert re.search(r"Data: toy linear regression.*Budget: 2 epochs x 32 steps, batch 16.*Seed 42", md)
+    row = next(line for line in md.splitlines() if line.startswith("| 10 |"))
+    assert "too high 1/1" in row and "diverged on 1 of 1" in row
+    assert re.search(r"Data: toy linear regression.*Budget: 2 epochs x 32 steps, batch 16.*"
+                     r"Seeds: 42", md)
+    assert "One seed: the schedules' differences are shown, not judged" in md
+    assert md.count("Data: toy linear regression") == 1  # the caption is not repeated
     for image in re.findall(r"\]\((plots/[^)]+\.png)\)", md):
         assert (sweep.dir / image).is_file()
     # The measured seed-003 table has the three rate classes filled.
-    row = next(line for line in md.splitlines() if line.startswith("| rates in class"))
+    row = next(line for line in md.splitlines() if line.startswith("| rates with runs in class"))
     assert row.count("|") == 5 and "1e-06" in row and "0.1" in row and "10" in row
 
 
 def test_a_rerun_resumes_without_training_again(finished_sweep, capsys):
     tmp_path, sweep, _ = finished_sweep
-    stamps = {p: p.stat().st_mtime_ns for p in sweep.dir.glob("*/summary.json")}
+    stamps = {p: p.stat().st_mtime_ns for p in sweep.dir.glob("*/seed-*/summary.json")}
     capsys.readouterr()
     make_sweep(tmp_path).run()
     out = capsys.readouterr().out
-    assert out.count("(done before)") == 7
-    assert {p: p.stat().st_mtime_ns for p in sweep.dir.glob("*/summary.json")} == stamps
+    assert out.count("(done before)") == 5 and out.count("(the grid's run") == 2
+    assert {p: p.stat().st_mtime_ns for p in sweep.dir.glob("*/seed-*/summary.json")} == stamps
 
 
 def test_an_identical_plan_with_tuples_is_accepted(tmp_path):
@@ -120,7 +129,7 @@ def test_rediagnose_reads_the_recorded_runs_again(finished_sweep):
     from common.reporting import rediagnose_sweep
 
     _, sweep, _ = finished_sweep
-    path = sweep.dir / "rate-1e-6" / "summary.json"
+    path = sweep.dir / "rate-00-1e-06" / "seed-42" / "summary.json"
     summary = read_json(path)
     summary["diagnosis"]["verdict"] = "good"  # as if judged by older rules
     path.write_text(__import__("json").dumps(summary))

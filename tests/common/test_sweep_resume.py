@@ -13,7 +13,7 @@ import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CUT_RUN = "rate-1e-1"
+CUT_RUN = "rate-02-0.1"
 
 SCRIPT = textwrap.dedent("""
     import os, signal, sys
@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent("""
     train = resumable.run_training
 
     def run_training(domain, cfg, **kwargs):
-        if mode == "kill" and cfg.run_name == "%s":
+        if mode == "kill" and Path(kwargs["run_root"]).name == "%s":
             kwargs["extra_callbacks"] = [KillInSecondEpoch()]
         return train(domain, cfg, **kwargs)
 
@@ -60,11 +60,11 @@ def _sweep(tmp_path: Path, folder: Path, mode: str) -> subprocess.CompletedProce
 
 def _without_times(text: str) -> str:
     """The report with its wall times blanked: the last column of a table whose header
-    ends in 'wall s', and times in the text."""
+    ends in 'wall s (mean)', and times in the text."""
     lines, timed = [], False
     for line in text.splitlines():
         if line.startswith("|"):
-            timed = timed or line.rstrip().endswith("wall s |")
+            timed = timed or line.rstrip().endswith("wall s (mean) |")
             if timed:
                 line = line.rstrip().rsplit("|", 2)[0] + "|"
         else:
@@ -77,25 +77,26 @@ def test_a_killed_sweep_resumes_without_repeating_and_reports_the_same(tmp_path)
     cut, straight = tmp_path / "cut", tmp_path / "straight"
     killed = _sweep(tmp_path, cut, "kill")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    finished = {p.parent.name for p in cut.glob("rate-*/summary.json")
+    finished = {p.parent.parent.name for p in cut.glob("rate-*/seed-42/summary.json")
                 if json.loads(p.read_text())["status"] == "completed"}
-    assert finished == {"rate-1e-3", "rate-1e-2"}
-    stamps = {name: (cut / name / "summary.json").stat().st_mtime_ns for name in finished}
+    assert finished == {"rate-00-0.001", "rate-01-0.01"}
+    stamps = {name: (cut / name / "seed-42" / "summary.json").stat().st_mtime_ns
+              for name in finished}
 
     again = _sweep(tmp_path, cut, "resume")
     assert again.returncode == 0, again.stderr[-2000:]
-    assert {name: (cut / name / "summary.json").stat().st_mtime_ns
+    assert {name: (cut / name / "seed-42" / "summary.json").stat().st_mtime_ns
             for name in finished} == stamps  # read back, not run again
     for name in finished:
-        assert f"{name}: completed" in again.stdout and "(done before)" in again.stdout
-    resumed = json.loads((cut / CUT_RUN / "summary.json").read_text())
+        assert f"{name} seed 42: completed" in again.stdout and "(done before)" in again.stdout
+    resumed = json.loads((cut / CUT_RUN / "seed-42" / "summary.json").read_text())
     assert resumed["status"] == "completed" and resumed["epochs_run"] == 3
 
     plain = _sweep(tmp_path, straight, "plain")
     assert plain.returncode == 0, plain.stderr[-2000:]
-    for path in sorted(straight.glob("*/summary.json")):
-        a, b = json.loads((cut / path.parent.name / "summary.json").read_text()), \
-            json.loads(path.read_text())
+    for path in sorted(straight.glob("*/seed-42/summary.json")):
+        relative = path.relative_to(straight)
+        a, b = json.loads((cut / relative).read_text()), json.loads(path.read_text())
         assert a["history"] == b["history"], path.parent.name
         assert a.get("test_loss") == b.get("test_loss"), path.parent.name
         assert a.get("diagnosis", {}).get("verdict") == b.get("diagnosis", {}).get("verdict")
