@@ -21,6 +21,7 @@ from common.distribute import strategy_for
 from common.domain import DataBundle, Domain
 from common.errors import UserError
 from common.optim import build_optimizer
+from common.optimizers import callbacks_for
 from common.runs import (
     create_run_dir,
     default_run_name,
@@ -204,6 +205,7 @@ def run_training(
 
     journal = cb.EpochJournal(journal_update, history)
     callbacks = [
+        *callbacks_for(model.optimizer, run_dir / "train", cfg.log_lr_every),  # first
         recorder,
         watch,
         journal,

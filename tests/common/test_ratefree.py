@@ -1,0 +1,206 @@
+"""Rate-free and schedule-free optimizers: optax as the oracle, convergence, the two
+schedule-free sequences, saving, and the one training path."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from common.config import OPTIMIZER_NAMES
+from common.optim import build_optimizer
+from common.optimizers import (
+    OPTIMIZERS,
+    DAdaptAdam,
+    DoG,
+    Prodigy,
+    ScheduleFreeAdamW,
+    ScheduleFreeSGD,
+)
+
+SHAPES = ((4, 3), (3,))
+STEPS = 25
+
+
+def initial_params():
+    rng = np.random.default_rng(7)
+    return [rng.normal(size=s).astype("float32") for s in SHAPES]
+
+
+def gradients(params, step):
+    """A noisy quadratic's gradient, the same numbers for Keras and optax."""
+    rng = np.random.default_rng(100 + step)
+    return [(1.5 * p - 0.3 + 0.2 * rng.normal(size=p.shape)).astype("float32") for p in params]
+
+
+def run_keras(optimizer, steps=STEPS):
+    variables = [keras.Variable(p) for p in initial_params()]
+    optimizer.build(variables)
+    for step in range(steps):
+        optimizer.apply(gradients([v.numpy() for v in variables], step), variables)
+    return optimizer, [v.numpy() for v in variables]
+
+
+def run_optax(transform, steps=STEPS, eval_params=None):
+    import jax.numpy as jnp
+    import optax
+
+    params = [jnp.asarray(p) for p in initial_params()]
+    state = transform.init(params)
+    for step in range(steps):
+        grads = [jnp.asarray(g) for g in gradients([np.asarray(p) for p in params], step)]
+        updates, state = transform.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+    out = [np.asarray(p) for p in params]
+    if eval_params is not None:
+        return out, [np.asarray(p) for p in eval_params(state, params)]
+    run_optax.state = state
+    return out
+
+
+def assert_close(ours, theirs):
+    """Within 1e-5 of each tensor's largest magnitude. Element-wise relative error is
+    meaningless for entries that pass near zero; float32 rounding differs by an ulp
+    between TF and XLA (e.g. in 1 - beta_2 ** t), and d-estimates amplify it."""
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.shape == b.shape
+        assert float(np.max(np.abs(a - b))) <= 1e-5 * float(np.max(np.abs(b)))
+
+
+@pytest.fixture
+def contrib():
+    optax = pytest.importorskip("optax")
+    return optax
+
+
+def test_prodigy_matches_optax(contrib):
+    # optax always applies Adam's bias correction; the authors' default is off.
+    optimizer, ours = run_keras(Prodigy(weight_decay=0.01, bias_correction=True))
+    theirs = run_optax(contrib.contrib.prodigy(weight_decay=0.01))
+    assert_close(ours, theirs)
+    d = float(optimizer._d.numpy())
+    assert d > 100 * 1e-6  # the estimate moved well away from d0
+    assert d == pytest.approx(float(run_optax.state.estim_lr), rel=1e-5)
+
+
+def test_dadapt_adam_matches_optax(contrib):
+    optimizer, ours = run_keras(DAdaptAdam(weight_decay=0.01, bias_correction=True))
+    theirs = run_optax(contrib.contrib.dadapt_adamw(weight_decay=0.01))
+    assert_close(ours, theirs)
+    d = float(optimizer._d.numpy())
+    assert d > 100 * 1e-6
+    # d is a ratio of two accumulated sums: its rounding drift is larger than the
+    # parameters' (which d multiplies by steps that shrink as d grows).
+    assert d == pytest.approx(float(run_optax.state.estim_lr), rel=1e-4)
+
+
+def test_dog_matches_optax(contrib):
+    _, ours = run_keras(DoG(reps_rel=1e-4, weight_decay=0.01))
+    theirs = run_optax(contrib.contrib.dog(init_step=("heuristic", 1e-4), weight_decay=0.01))
+    assert_close(ours, theirs)
+
+
+def test_dog_initial_eta_matches_optax(contrib):
+    _, ours = run_keras(DoG(init_eta=1e-3))
+    theirs = run_optax(contrib.contrib.dog(init_step=("learning_rate", 1e-3)))
+    assert_close(ours, theirs)
+
+
+def test_schedule_free_adamw_matches_optax_y_and_x(contrib):
+    optimizer, ours = run_keras(ScheduleFreeAdamW(learning_rate=0.05, weight_decay=0.01))
+    theirs, theirs_x = run_optax(
+        contrib.contrib.schedule_free_adamw(learning_rate=0.05, weight_decay=0.01),
+        eval_params=contrib.contrib.schedule_free_eval_params)
+    assert_close(ours, theirs)
+    assert_close(optimizer.eval_values(), theirs_x)
+
+
+def test_schedule_free_sgd_matches_optax(contrib):
+    optimizer, ours = run_keras(ScheduleFreeSGD(learning_rate=0.1, beta_1=0.8))
+    theirs, theirs_x = run_optax(contrib.contrib.schedule_free_sgd(learning_rate=0.1, b1=0.8),
+                                 eval_params=contrib.contrib.schedule_free_eval_params)
+    assert_close(ours, theirs)
+    assert_close(optimizer.eval_values(), theirs_x)
+
+
+def test_schedule_free_warmup_matches_optax_with_the_authors_indexing(contrib):
+    # The authors warm up with lr * (k + 1) / warmup at 0-based step k; optax's z step uses
+    # k / warmup. The oracle is optax's schedule_free with its z-step schedule shifted by one.
+    optax = contrib
+    peak, warmup = 0.05, 8
+    schedule = optax.warmup_constant_schedule(0.0, peak, warmup)
+
+    def shifted(count):
+        return schedule(count + 1)
+
+    base = optax.chain(
+        optax.scale_by_rms(decay=0.999, eps=1e-8, eps_in_sqrt=False, bias_correction=True),
+        optax.add_decayed_weights(0.0),
+        optax.scale_by_learning_rate(shifted),
+    )
+    oracle = optax.contrib.schedule_free(base, learning_rate=schedule, b1=0.9)
+    optimizer, ours = run_keras(ScheduleFreeAdamW(learning_rate=peak, warmup_steps=warmup))
+    assert_close(ours, run_optax(oracle))
+    assert optimizer.effective_learning_rate() == pytest.approx(peak)
+    early, _ = run_keras(ScheduleFreeAdamW(learning_rate=peak, warmup_steps=warmup), steps=3)
+    assert early.effective_learning_rate() == pytest.approx(peak * 3 / warmup)
+
+
+def test_effective_rate_is_the_step_applied():
+    optimizer, _ = run_keras(ScheduleFreeSGD(learning_rate=0.2, warmup_steps=10), steps=3)
+    assert optimizer.effective_learning_rate() == pytest.approx(0.2 * 3 / 10)
+    prodigy, _ = run_keras(Prodigy(d0=1e-4), steps=5)
+    d = float(prodigy._d.numpy())
+    assert d > 1e-4  # d grew
+    # The rate of step 5 is d before that step's update of d, times lr (no bias correction).
+    assert 1e-4 <= prodigy.effective_learning_rate() <= d
+    dog, _ = run_keras(DoG(), steps=4)
+    eta = float(dog._max_distance.numpy()) / math.sqrt(float(dog._gradient_sum.numpy()) + 1e-8)
+    assert dog.effective_learning_rate() == pytest.approx(eta, rel=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_each_reaches_a_quadratics_minimum(name):
+    target = np.array([1.0, -2.0, 0.5, 3.0], "float32")
+    rate = {"schedule_free_sgd": 0.1, "schedule_free_adamw": 0.2}.get(name, 1.0)
+    optimizer = build_optimizer(name, rate)
+    w = keras.Variable(np.zeros(4, "float32"))
+    optimizer.build([w])
+    for _ in range(400):
+        optimizer.apply([2.0 * (w.numpy() - target)], [w])
+    if hasattr(optimizer, "eval_values"):
+        final = optimizer.eval_values()[0]
+    else:
+        final = w.numpy()
+    np.testing.assert_allclose(final, target, atol=2e-2)
+
+
+def test_names_are_selectable_everywhere():
+    assert set(OPTIMIZERS) <= set(OPTIMIZER_NAMES)
+    for name in OPTIMIZERS:
+        assert type(build_optimizer(name, 1.0)) is OPTIMIZERS[name]
+    opt = build_optimizer("prodigy", 1.0, momentum=0.8, weight_decay=0.1, epsilon=1e-6)
+    assert (opt.beta_1, opt.weight_decay, opt.epsilon) == (0.8, 0.1, 1e-6)
+    assert build_optimizer("dadapt_adam", 1.0).epsilon == 1e-8  # suite default: paper's eps
+
+
+@pytest.mark.parametrize("cls, kwargs, field", [
+    (Prodigy, {"beta_1": 1.0}, "beta_1"),
+    (Prodigy, {"d0": 0.0}, "d0"),
+    (Prodigy, {"growth_rate": 0.5}, "growth_rate"),
+    (Prodigy, {"safeguard_warmup": 1}, "safeguard_warmup"),
+    (DAdaptAdam, {"beta_2": -0.1}, "beta_2"),
+    (DAdaptAdam, {"weight_decay": math.nan}, "weight_decay"),
+    (DoG, {"reps_rel": 0}, "reps_rel"),
+    (DoG, {"init_eta": -1.0}, "init_eta"),
+    (ScheduleFreeAdamW, {"beta_1": 0.0}, "beta_1"),
+    (ScheduleFreeAdamW, {"warmup_steps": 2.5}, "warmup_steps"),
+    (ScheduleFreeSGD, {"weight_lr_power": -1}, "weight_lr_power"),
+])
+def test_bad_arguments_name_the_field(cls, kwargs, field):
+    with pytest.raises(ValueError, match=f"^{field} must be") as info:
+        cls(**kwargs)
+    assert "\n" not in str(info.value) and "Received" in str(info.value)
