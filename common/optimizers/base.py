@@ -12,6 +12,7 @@ Keras's generic decay (which would multiply by the nominal rate, not d * lr) is 
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
@@ -51,6 +52,17 @@ def check_steps(name: str, value) -> int:
     require(isinstance(value, int) and not isinstance(value, bool) and value >= 0,
             f"{name} must be an integer >= 0. Received: {name}={value!r}")
     return value
+
+
+def eager_scope():
+    """Keras may build an optimizer while tracing the first train step; the state built
+    from the weights' values (copies, norms) must be computed once, eagerly, not become
+    ops of the step. TensorFlow's init_scope lifts it out of the trace."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        return tf.init_scope()
+    return contextlib.nullcontext()
 
 
 def dense(gradient):
@@ -95,6 +107,10 @@ class RateFreeOptimizer(keras.optimizers.Optimizer):
     def build(self, variables):
         if self.built:
             return
+        with eager_scope():
+            self._build_eagerly(variables)
+
+    def _build_eagerly(self, variables):
         super().build(variables)
         # One replica only: the global sums below would be per replica under tf.distribute.
         strategy = getattr(self, "_distribution_strategy", None)

@@ -204,3 +204,130 @@ def test_bad_arguments_name_the_field(cls, kwargs, field):
     with pytest.raises(ValueError, match=f"^{field} must be") as info:
         cls(**kwargs)
     assert "\n" not in str(info.value) and "Received" in str(info.value)
+
+
+# -- schedule-free's two sequences in fit --------------------------------------------
+def toy_arrays(n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype("float32")
+    return x, (x @ np.array([[1.0], [-2.0], [0.5]], "float32") + 0.3).astype("float32")
+
+
+def dense_model(optimizer):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=optimizer, loss="mse")
+    return model
+
+
+def test_validation_and_evaluation_use_x_not_y():
+    from common.optimizers import callbacks_for
+
+    x, y = toy_arrays()
+    xv, yv = toy_arrays(32, seed=1)
+    optimizer = ScheduleFreeAdamW(learning_rate=0.05)
+    model = dense_model(optimizer)
+    history = model.fit(x, y, batch_size=8, epochs=3, validation_data=(xv, yv), verbose=0,
+                        shuffle=False, callbacks=callbacks_for(optimizer))
+    assert optimizer.holds_x()
+    on_x = model.evaluate(xv, yv, verbose=0)
+    x_weights = [w.numpy() for w in model.trainable_weights]
+    optimizer.to_train()
+    on_y = model.evaluate(xv, yv, verbose=0)
+    assert not np.allclose(x_weights[0], model.trainable_weights[0].numpy())  # x != y
+    assert history.history["val_loss"][-1] == pytest.approx(on_x, rel=1e-6)
+    assert abs(on_x - on_y) > 1e-4 * on_x  # the test could tell them apart
+    optimizer.to_eval()
+    np.testing.assert_allclose(model.trainable_weights[0].numpy(), x_weights[0], rtol=1e-6)
+
+
+def test_save_and_load_round_trip_config_and_state(tmp_path):
+    x, y = toy_arrays()
+    for name in sorted(OPTIMIZERS):
+        optimizer = build_optimizer(name, 0.05 if "schedule_free" in name else 1.0)
+        model = dense_model(optimizer)
+        start = [w.numpy() for w in model.trainable_weights]
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+        for initial, kept in zip(start, getattr(optimizer, "_x0", []), strict=False):
+            # built while Keras traced the first step: the copy was made once, not per step
+            np.testing.assert_array_equal(kept.numpy(), initial)
+        path = tmp_path / f"{name}.keras"
+        model.save(path)
+        loaded = keras.saving.load_model(path)
+        assert type(loaded.optimizer) is type(optimizer)
+        assert loaded.optimizer.get_config() == optimizer.get_config()
+        assert len(loaded.optimizer.variables) == len(optimizer.variables)
+        for a, b in zip(loaded.optimizer.variables, optimizer.variables, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        assert loaded.optimizer.effective_learning_rate() == optimizer.effective_learning_rate()
+        # And the next step is the same step.
+        model.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)
+        loaded.fit(x[:8], y[:8], batch_size=8, epochs=1, verbose=0)
+        np.testing.assert_array_equal(loaded.trainable_weights[0].numpy(),
+                                      model.trainable_weights[0].numpy())
+
+
+# -- the one training path -------------------------------------------------------------
+def read_rates(run_dir):
+    with (run_dir / "steps.csv").open(newline="") as stream:
+        return [float(row["learning_rate"]) for row in csv.DictReader(stream)]
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_run_training_logs_the_effective_rate(name, tmp_path):
+    from common.training import run_training
+    from tests.toy_domain import TOY, ToyConfig
+
+    rate = 0.05 if "schedule_free" in name else 1.0
+    cfg = ToyConfig(optimizer=name, learning_rate=rate, epochs=2, steps_per_epoch=6,
+                    output=str(tmp_path), verbose=0, monitor_every=0, log_lr_every=1)
+    result = run_training(TOY, cfg)
+    assert result.summary["status"] == "completed"
+    rates = read_rates(result.run_dir)
+    assert len(rates) == 12
+    assert rates[-1] == pytest.approx(result.model.optimizer.effective_learning_rate(), rel=1e-6)
+    if "schedule_free" in name:
+        assert rates == pytest.approx([rate] * 12)
+        assert result.model.optimizer.holds_x()  # test metrics and model.keras are on x
+    else:
+        assert len(set(rates)) > 1 and max(rates) < rate  # d * lr, DoG's eta: not lr itself
+    loaded = keras.saving.load_model(result.run_dir / "model.keras")
+    np.testing.assert_array_equal(loaded.trainable_weights[0].numpy(),
+                                  result.model.trainable_weights[0].numpy())
+
+
+class StopAt(keras.callbacks.Callback):
+    """Ctrl-C in the middle of an epoch (run_training ends the run as interrupted)."""
+
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.at = (epoch, batch)
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("name", ["schedule_free_adamw", "prodigy"])
+def test_resume_is_exact(name, tmp_path):
+    from common.training import run_training
+    from tests.toy_domain import TOY, ToyConfig
+
+    rate = 0.05 if "schedule_free" in name else 1.0
+    base = dict(optimizer=name, learning_rate=rate, epochs=3, steps_per_epoch=5,
+                output=str(tmp_path), verbose=0, monitor_every=0, deterministic=True)
+    first = run_training(TOY, ToyConfig(run_name="cut", **base), extra_callbacks=[StopAt(1, 2)])
+    assert first.summary["status"] == "interrupted"
+    resumed = run_training(TOY, ToyConfig(run_name="cut", resume=True, **base))
+    straight = run_training(TOY, ToyConfig(run_name="straight", **base))
+    a, b = resumed.summary, straight.summary
+    assert a["status"] == "completed" and a["epochs_run"] == 3
+    assert a["history"]["val_loss"] == b["history"]["val_loss"]
+    assert a["test_loss"] == b["test_loss"]
+    for u, v in zip(resumed.model.optimizer.variables, straight.model.optimizer.variables,
+                    strict=True):
+        np.testing.assert_array_equal(u.numpy(), v.numpy())
+    assert read_rates(resumed.run_dir) == read_rates(straight.run_dir)
