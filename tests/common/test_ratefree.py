@@ -331,3 +331,82 @@ def test_resume_is_exact(name, tmp_path):
                     strict=True):
         np.testing.assert_array_equal(u.numpy(), v.numpy())
     assert read_rates(resumed.run_dir) == read_rates(straight.run_dir)
+
+
+# -- one-cycle momentum: the traced step must apply it ------------------------------------
+def linear_fit(optimizer, callbacks, steps=12):
+    x, y = toy_arrays(8)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, use_bias=False,
+                                                                    kernel_initializer="zeros")])
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(x, y, batch_size=8, epochs=steps, verbose=0, shuffle=False, callbacks=callbacks)
+    return model, x, y
+
+
+def replay(x, y, rule, steps=12):
+    """The same training in float64 numpy: `rule(step, w, g, state) -> w`."""
+    w, state = np.zeros((3, 1)), {}
+    for step in range(steps):
+        g = 2.0 / len(x) * x.T @ (x @ w - y)
+        w = rule(step, w, g, state)
+    return w
+
+
+def test_one_cycle_cycles_sgd_momentum_in_the_applied_update(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from common.optimizers import MomentumCycle, callbacks_for
+    from common.schedules import OneCycle
+
+    schedule = OneCycle(0.05, 12, pct_start=0.25)
+    optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
+    extra = callbacks_for(optimizer, log_dir=tmp_path, log_every=1)
+    assert [type(c) for c in extra] == [MomentumCycle]
+    model, x, y = linear_fit(optimizer, extra)
+
+    def sgd(step, w, g, state, cycled=True):
+        mom = schedule.momentum(step) if cycled else 0.9
+        state["m"] = mom * state.get("m", 0.0) - rate_at_step(schedule, step) * g
+        return w + state["m"]
+
+    got = model.trainable_weights[0].numpy()
+    np.testing.assert_allclose(got, replay(x, y, sgd), rtol=1e-4)
+    fixed = replay(x, y, lambda *a: sgd(*a, cycled=False))
+    assert np.max(np.abs(got - fixed)) > 1e-3 * np.max(np.abs(fixed))  # a visible change
+    assert extra[0].momentums == pytest.approx([schedule.momentum(s) for s in range(12)])
+    assert optimizer.get_config()["momentum"] == 0.9  # a float again: model.save works
+    model.save(tmp_path / "m.keras")
+    events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    events.Reload()
+    import tensorflow as tf
+
+    logged = [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("batch_momentum")]
+    assert logged == pytest.approx(extra[0].momentums, rel=1e-6)
+
+
+def rate_at_step(schedule, step):
+    from common.schedules import rate_at
+
+    return rate_at(schedule, step)
+
+
+def test_one_cycle_cycles_adam_beta_1_and_can_be_turned_off():
+    from common.optimizers import callbacks_for
+    from common.schedules import OneCycle
+
+    schedule = OneCycle(0.05, 12, pct_start=0.25)
+    optimizer = keras.optimizers.Adam(schedule, beta_1=0.9)
+    model, x, y = linear_fit(optimizer, callbacks_for(optimizer))
+
+    def adam(step, w, g, state):
+        b1, b2, t = schedule.momentum(step), 0.999, step + 1
+        state["m"] = b1 * state.get("m", 0.0) + (1 - b1) * g
+        state["v"] = b2 * state.get("v", 0.0) + (1 - b2) * g * g
+        alpha = rate_at_step(schedule, step) * math.sqrt(1 - b2**t) / (1 - b1**t)
+        return w - alpha * state["m"] / (np.sqrt(state["v"]) + 1e-7)
+
+    np.testing.assert_allclose(model.trainable_weights[0].numpy(), replay(x, y, adam),
+                               rtol=1e-4)
+    off = OneCycle(0.05, 12, pct_start=0.25, cycle_momentum=False)
+    assert callbacks_for(keras.optimizers.Adam(off)) == []
+    assert callbacks_for(keras.optimizers.SGD(schedule)) == []  # no momentum to cycle
