@@ -110,11 +110,12 @@ class Prodigy(RateFreeOptimizer):
         d_hat = self.d_coef * numerator / ops.where(denominator > 0, denominator, 1.0)
         # As the reference: the first estimate above d0 is taken whole, later ones
         # through growth_rate; d_max remembers the largest estimate.
-        d_max = ops.maximum(self._d_max, d_hat)
+        d_max_before = ops.convert_to_tensor(self._d_max)
+        d_max = ops.maximum(d_max_before, d_hat)
         d_start = ops.where(d == self.d0, ops.maximum(d, d_hat), d)
         new_d = ops.minimum(d_max, d_start * self.growth_rate)
         new_d = ops.where(denominator > 0, new_d, d)  # a zero gradient leaves d alone
-        self.assign(self._d_max, ops.where(denominator > 0, d_max, self._d_max))
+        self.assign(self._d_max, ops.where(denominator > 0, d_max, d_max_before))
         self.assign(self._d, new_d)
         for v in variables:
             m, v2 = self.slot_for(self._m, v), self.slot_for(self._v, v)
@@ -243,11 +244,11 @@ class DoG(RateFreeOptimizer):
                      for g, v in zip(gradients, variables, strict=True)]
         x0 = [self.slot_for(self._x0, v) for v in variables]
         distance = ops.sqrt(sum_squares([v - a for v, a in zip(variables, x0, strict=True)]))
-        max_distance = ops.maximum(self._max_distance, distance)
+        max_distance = ops.maximum(ops.convert_to_tensor(self._max_distance), distance)
         gradient_sum = self._gradient_sum + sum_squares(gradients)
         eta = max_distance / ops.sqrt(gradient_sum + self.epsilon)
         if self.init_eta is not None:
-            eta = ops.where(self.iterations == 0, self.init_eta, eta)
+            eta = ops.where(ops.convert_to_tensor(self.iterations) == 0, self.init_eta, eta)
         eta = eta * learning_rate
         self.assign(self._max_distance, max_distance)
         self.assign(self._gradient_sum, gradient_sum)

@@ -149,8 +149,8 @@ class RateFreeOptimizer(keras.optimizers.Optimizer):
         out = []
         for variable in variables:
             slot = self.add_variable_from_reference(variable, name)
-            if copy:
-                slot.assign(variable)
+            if copy:  # a distinct buffer: JAX donates model and optimizer state separately
+                slot.assign(ops.copy(variable))
             out.append(slot)
         return out
 

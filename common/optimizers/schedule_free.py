@@ -62,7 +62,7 @@ class ScheduleFree(RateFreeOptimizer):
         b1 = self.beta_1
         step = ops.cast(self.iterations + 1, "float32")
         rate = self.warmed_up(learning_rate, step)
-        lr_max = ops.maximum(self._lr_max, rate)
+        lr_max = ops.maximum(ops.convert_to_tensor(self._lr_max), rate)
         weight = ops.power(lr_max, self.weight_lr_power)
         weight_sum = self._weight_sum + weight
         c = ops.where(weight_sum > 0, weight / ops.where(weight_sum > 0, weight_sum, 1.0), 0.0)
