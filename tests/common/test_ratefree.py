@@ -410,3 +410,21 @@ def test_one_cycle_cycles_adam_beta_1_and_can_be_turned_off():
     off = OneCycle(0.05, 12, pct_start=0.25, cycle_momentum=False)
     assert callbacks_for(keras.optimizers.Adam(off)) == []
     assert callbacks_for(keras.optimizers.SGD(schedule)) == []  # no momentum to cycle
+
+
+def test_sparse_embedding_gradients_are_applied():
+    """Embedding gradients arrive as IndexedSlices on TensorFlow; every method takes them."""
+    tokens = np.array([[1, 2, 3], [2, 3, 4]] * 4, "int32")
+    labels = np.array([[0.0], [1.0]] * 4, "float32")
+    for name in sorted(OPTIMIZERS):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((3,), dtype="int32"), keras.layers.Embedding(10, 4),
+                                  keras.layers.GlobalAveragePooling1D(), keras.layers.Dense(1)])
+        model.compile(optimizer=build_optimizer(name, 0.05 if "free" in name else 1.0),
+                      loss="mse")
+        table = model.layers[0].embeddings.numpy()
+        history = model.fit(tokens, labels, batch_size=4, epochs=3, verbose=0)
+        assert all(math.isfinite(v) for v in history.history["loss"]), name
+        moved = np.abs(model.layers[0].embeddings.numpy() - table).max(axis=1)
+        # used rows move; unused ones do not (schedule-free: up to the rounding of x <-> y)
+        assert moved[2] > 0 and moved[7] <= 1e-3 * moved[2], name
