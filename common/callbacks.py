@@ -29,6 +29,14 @@ def current_learning_rate(optimizer) -> float:
     return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
 
 
+def effective_rate_reader(optimizer) -> Callable[[], float] | None:
+    """For a rate-free or schedule-free optimizer (common.optimizers): its
+    `effective_learning_rate()`, the step size it applied last (d * lr, DoG's step), which
+    is the rate worth logging. None for Keras's own optimizers."""
+    read = getattr(optimizer, "effective_learning_rate", None)
+    return read if callable(read) else None
+
+
 def rates_at_steps(schedule) -> Callable[[list[int]], list[float]] | None:
     """For a schedule: a traced function giving its rate at many steps in one call,
     which spares training an eager evaluation of the schedule at every step (about
@@ -104,6 +112,7 @@ class StepRecorder(keras.callbacks.Callback):
         self._next_step = 0
         self._rate = math.nan
         self._rates_at: Callable[[list[int]], list[float]] | None = None
+        self._effective_rate: Callable[[], float] | None = None
 
     def load_previous(self, rows: list[dict[str, str]]) -> None:
         """Carry the steps of an interrupted run into this one (for --resume)."""
@@ -119,6 +128,9 @@ class StepRecorder(keras.callbacks.Callback):
         if self.schedule is None:
             self.schedule = schedule_of(self.model.optimizer)
         self._rates_at = rates_at_steps(self.schedule)
+        self._effective_rate = effective_rate_reader(self.model.optimizer)
+        if self._effective_rate is not None:
+            self._rates_at = None  # the applied rate is read after every step instead
         if self.log_dir is not None and self.log_every:
             import tensorflow as tf
 
@@ -145,6 +157,8 @@ class StepRecorder(keras.callbacks.Callback):
         self.steps.append(step)
         self.epochs.append(self._epoch + 1)  # epochs count from 1, as in plots and history
         self.losses.append(loss)
+        if self._effective_rate is not None:
+            self._rate = self._effective_rate()
         if self._rates_at is None:
             self.learning_rates.append(self._rate)
         if self._writer is not None and step % self.log_every == 0:

@@ -27,6 +27,11 @@ OPTIMIZER_NAMES = (
     "adamax",
     "nadam",
     "lion",
+    "schedule_free_adamw",  # these five: common/optimizers/
+    "schedule_free_sgd",
+    "prodigy",
+    "dadapt_adam",
+    "dog",
 )
 STRATEGY_NAMES = ("default", "mirrored", "multi_worker")  # built in common.distribute
 

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 
 from common.config import OPTIMIZER_NAMES
+from common.optimizers import OPTIMIZERS as RATE_FREE
+from common.optimizers import build_rate_free
 
 ADAMW_DEFAULT_WEIGHT_DECAY = 0.004  # Keras's own AdamW default
 
@@ -57,6 +59,9 @@ def build_optimizer(
         return opt.Nadam(beta_1=momentum, epsilon=epsilon, **common)
     if name == "lion":
         return opt.Lion(beta_1=momentum, **common)
+    if name in RATE_FREE:  # schedule-free and rate-free methods (common/optimizers/)
+        return build_rate_free(name, learning_rate, momentum=momentum,
+                               weight_decay=weight_decay, epsilon=epsilon, clipnorm=clipnorm)
     raise ValueError(
         f"Unknown optimizer. Expected one of: {', '.join(OPTIMIZER_NAMES)}. "
         f"Received: optimizer={name!r}"

@@ -144,6 +144,12 @@ def _cyclical(mode: str):
     return build
 
 
+def _switch(name: str, value) -> bool:
+    if value not in (0, 1):
+        raise ValueError(f"{name} must be 1 (on) or 0 (off). Received: {name}={value!r}")
+    return bool(value)
+
+
 def _one_cycle(lr, spe, total, warmup, a):
     return S.OneCycle(
         lr,
@@ -151,7 +157,23 @@ def _one_cycle(lr, spe, total, warmup, a):
         pct_start=a["pct_start"],
         div_factor=a["div_factor"],
         final_div_factor=a["final_div_factor"],
+        cycle_momentum=_switch("cycle_momentum", a["cycle_momentum"]),
+        max_momentum=a["max_momentum"],
+        base_momentum=a["base_momentum"],
     )
+
+
+def _wsd(lr, spe, total, warmup, a):
+    decay = round(_fraction("decay_fraction", a["decay_fraction"], upper_inclusive=True) * total)
+    if decay < 1 or warmup + decay > total:
+        raise ValueError(
+            f"the cool-down must be >= 1 step and fit after the warmup. Received: "
+            f"decay_fraction={a['decay_fraction']} ({decay} of {total} steps) with "
+            f"{warmup} warmup steps")
+    if a["shape"] not in S.WSD_SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(S.WSD_SHAPES)}. "
+                         f"Received: shape={a['shape']!r}")
+    return S.WarmupStableDecay(lr, total, warmup, decay, shape=a["shape"])
 
 
 def _transformer(lr, spe, total, warmup, a):
@@ -256,8 +278,19 @@ SPECS: dict[str, ScheduleSpec] = {
             "one-cycle: rise to --lr, then anneal far below the start",
             (Param("pct_start", 0.3, "share of training spent rising", search=(0.1, 0.5, "linear")),
              Param("div_factor", 25.0, "start = lr / div_factor", search=(5.0, 100.0, "log")),
-             Param("final_div_factor", 1e4, "end = start / final_div_factor")),
+             Param("final_div_factor", 1e4, "end = start / final_div_factor"),
+             Param("cycle_momentum", 1, "1: momentum (beta_1) cycles inversely, 0: off"),
+             Param("max_momentum", 0.95, "momentum at the start and the end"),
+             Param("base_momentum", 0.85, "momentum at the rate's peak")),
             _one_cycle,
+            warmup="native",
+        ),
+        ScheduleSpec(
+            "wsd",
+            "warmup-stable-decay: warmup, constant --lr, cool-down over the last part",
+            (Param("decay_fraction", 0.2, "share of training spent cooling down, in (0, 1]"),
+             Param("shape", "1-sqrt", "cool-down shape: linear or 1-sqrt")),
+            _wsd,
             warmup="native",
         ),
         ScheduleSpec(
@@ -383,14 +416,20 @@ def parse_value(text: str) -> Any:
     return tuple(numbers) if len(numbers) > 1 else numbers[0]
 
 
+def _word_params() -> set[str]:
+    """Parameters whose value is a word (wsd's shape), not a number."""
+    return {p.name for spec in SPECS.values() for p in spec.params if isinstance(p.default, str)}
+
+
 def parse_assignments(items: list[str]) -> dict[str, Any]:
     """['decay_rate=0.5', 'at_epochs=5,8'] -> {'decay_rate': 0.5, 'at_epochs': (5.0, 8.0)}."""
     values: dict[str, Any] = {}
+    words = _word_params()
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(
                 f"a schedule parameter must look like KEY=VALUE. Received: {item!r}"
             )
-        values[key.strip()] = parse_value(raw)
+        values[key.strip()] = raw.strip() if key.strip() in words else parse_value(raw)
     return values

@@ -3,8 +3,8 @@
 Keras already has exponential, inverse-time, polynomial, piecewise-constant, cosine
 (with linear warmup) and cosine-with-restarts decay; `common.schedule_registry` uses those
 directly. This module holds the rest: a linear warmup for any schedule, Leslie Smith's
-cyclical rates, one-cycle, the Transformer's warmup then inverse square root, and the
-exponential ramp of the LR range test.
+cyclical rates, one-cycle, the Transformer's warmup then inverse square root,
+warmup-stable-decay, and the exponential ramp of the LR range test.
 
 Every schedule is evaluated on the optimizer's step counter (Keras 3 will not let a
 callback set the rate of an optimizer built with a schedule), validates its arguments
@@ -193,12 +193,18 @@ class OneCycle(LearningRateSchedule):
         return end + (max_lr - end) * (1 + cos(pi * min(t, 1))) / 2
     ```
 
+    Momentum moves the other way (fastai): `momentum(step)` falls from max_momentum to
+    base_momentum while the rate rises and climbs back while it falls (cosine both ways);
+    `common.optimizers.MomentumCycle` applies it when `cycle_momentum` is on.
+
     Args:
         max_learning_rate: the peak rate.
         total_steps: the length of training in steps.
         pct_start: share of the steps spent rising, in (0, 1).
         div_factor: start = max / div_factor (> 1).
         final_div_factor: end = start / final_div_factor (>= 1).
+        cycle_momentum: whether the optimizer's momentum (beta_1) follows `momentum()`.
+        max_momentum, base_momentum: its bounds, 0 <= base <= max < 1.
     """
 
     def __init__(
@@ -208,6 +214,9 @@ class OneCycle(LearningRateSchedule):
         pct_start: float = 0.3,
         div_factor: float = 25.0,
         final_div_factor: float = 1e4,
+        cycle_momentum: bool = True,
+        max_momentum: float = 0.95,
+        base_momentum: float = 0.85,
     ):
         _check_rate("max_learning_rate", max_learning_rate)
         _check_steps("total_steps", total_steps, minimum=2)
@@ -229,6 +238,22 @@ class OneCycle(LearningRateSchedule):
             "pct_start * total_steps must leave at least one step to rise and one "
             f"to fall. Received: pct_start={pct_start}, total_steps={total_steps}",
         )
+        _require(
+            isinstance(cycle_momentum, bool),
+            f"cycle_momentum must be True or False. Received: cycle_momentum={cycle_momentum!r}",
+        )
+        _require(
+            isinstance(max_momentum, (int, float)) and 0 <= max_momentum < 1,
+            f"max_momentum must be in [0, 1). Received: max_momentum={max_momentum!r}",
+        )
+        _require(
+            isinstance(base_momentum, (int, float)) and 0 <= base_momentum <= max_momentum,
+            "base_momentum must be in [0, max_momentum]. Received: "
+            f"base_momentum={base_momentum!r}, max_momentum={max_momentum!r}",
+        )
+        self.cycle_momentum = cycle_momentum
+        self.max_momentum = max_momentum
+        self.base_momentum = base_momentum
         self.max_learning_rate = max_learning_rate
         self.total_steps = total_steps
         self.pct_start = pct_start
@@ -254,7 +279,19 @@ class OneCycle(LearningRateSchedule):
             "pct_start": self.pct_start,
             "div_factor": self.div_factor,
             "final_div_factor": self.final_div_factor,
+            "cycle_momentum": self.cycle_momentum,
+            "max_momentum": self.max_momentum,
+            "base_momentum": self.base_momentum,
         }
+
+    def momentum(self, step: int) -> float:
+        """The momentum (beta_1) for `step`, inverse to the rate, as a Python float."""
+        up = round(self.pct_start * self.total_steps)
+        high, low = self.max_momentum, self.base_momentum
+        if step < up:
+            return high + (low - high) * (1 - math.cos(math.pi * step / up)) / 2
+        t = min((step - up) / (self.total_steps - up), 1.0)
+        return low + (high - low) * (1 - math.cos(math.pi * t)) / 2
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -292,6 +329,74 @@ class TransformerSchedule(LearningRateSchedule):
         return {
             "peak_learning_rate": self.peak_learning_rate,
             "warmup_steps": self.warmup_steps,
+        }
+
+
+WSD_SHAPES = ("linear", "1-sqrt")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WarmupStableDecay(LearningRateSchedule):
+    """Warmup-stable-decay (Hu et al. 2024, MiniCPM; Hagele et al. 2024): a linear warmup,
+    a constant plateau, and a cool-down to 0 over the last `decay_steps` steps.
+
+    ```python
+    decay_start = total_steps - decay_steps
+    def lr(step):
+        if step < warmup_steps: return peak * step / warmup_steps
+        if step < decay_start: return peak
+        t = min((step - decay_start) / decay_steps, 1)
+        linear: peak * (1 - t);   1-sqrt: peak * (1 - sqrt(t))
+    ```
+    The plateau does not depend on the length of training, so a run can be extended
+    (a longer budget moves only the cool-down). Hagele et al. find 1-sqrt better.
+
+    Args:
+        peak_learning_rate: the plateau's rate.
+        total_steps: length of training in steps.
+        warmup_steps: warmup length (>= 0).
+        decay_steps: cool-down length (>= 1); warmup + decay <= total.
+        shape: "linear" or "1-sqrt".
+    """
+
+    def __init__(self, peak_learning_rate: float, total_steps: int, warmup_steps: int,
+                 decay_steps: int, shape: str = "1-sqrt"):
+        _check_rate("peak_learning_rate", peak_learning_rate)
+        _check_steps("total_steps", total_steps)
+        _check_steps("warmup_steps", warmup_steps, minimum=0)
+        _check_steps("decay_steps", decay_steps)
+        _require(
+            warmup_steps + decay_steps <= total_steps,
+            "warmup and cool-down must fit in training. Received: "
+            f"warmup_steps={warmup_steps}, decay_steps={decay_steps}, total_steps={total_steps}",
+        )
+        _require(shape in WSD_SHAPES,
+                 f"shape must be one of {', '.join(WSD_SHAPES)}. Received: shape={shape!r}")
+        self.peak_learning_rate = peak_learning_rate
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
+        self.decay_steps = decay_steps
+        self.shape = shape
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        peak = self.peak_learning_rate
+        start = float(self.total_steps - self.decay_steps)
+        t = ops.clip((step - start) / float(self.decay_steps), 0.0, 1.0)
+        cooled = 1.0 - (t if self.shape == "linear" else ops.sqrt(t))
+        rate = peak * cooled
+        if self.warmup_steps:
+            ramp = peak * step / float(self.warmup_steps)
+            rate = ops.where(step < float(self.warmup_steps), ramp, rate)
+        return rate
+
+    def get_config(self):
+        return {
+            "peak_learning_rate": self.peak_learning_rate,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+            "decay_steps": self.decay_steps,
+            "shape": self.shape,
         }
 
 

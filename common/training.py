@@ -23,6 +23,7 @@ from common.distribute import strategy_for
 from common.domain import DataBundle, Domain
 from common.errors import UserError
 from common.optim import build_optimizer
+from common.optimizers import callbacks_for
 from common.resume import (
     BACKUP_DIR,
     MODEL_FILE,
@@ -221,8 +222,11 @@ def run_training(
 
     watch = cb.DivergenceWatch(recorder, factor=cfg.divergence_factor)
     journal = cb.EpochJournal(journal_update, history)
-    callbacks = [recorder, watch, journal, keras.callbacks.TensorBoard(log_dir=str(run_dir)),
-                 ResumableBackup(run_dir / BACKUP_DIR)]
+    callbacks = [
+        *callbacks_for(model.optimizer, run_dir / "train", cfg.log_lr_every),  # first
+        recorder, watch, journal, keras.callbacks.TensorBoard(log_dir=str(run_dir)),
+        ResumableBackup(run_dir / BACKUP_DIR),
+    ]
     dynamics = None
     if cfg.monitor_every and kind == "train":
         dynamics = cb.TrainingDynamics(

@@ -181,3 +181,79 @@ def test_parse_assignments():
         parse_assignments(["decay_rate"])
     with pytest.raises(ValueError, match="must be numbers"):
         parse_assignments(["decay_rate=fast"])
+
+
+# -- warmup-stable-decay -----------------------------------------------------------------
+def wsd_formula(step, peak, total, warmup, decay, shape):
+    """Hagele et al. 2024: linear warmup, constant, cool-down to 0 over the last steps."""
+    if step < warmup:
+        return peak * step / warmup
+    start = total - decay
+    t = min(max(step - start, 0) / decay, 1.0)
+    return peak * (1 - (t if shape == "linear" else math.sqrt(t)))
+
+
+@pytest.mark.parametrize("shape", ["linear", "1-sqrt"])
+def test_wsd_matches_the_formula_per_step(shape):
+    # 10 epochs x 10 steps, warmup 1 epoch, cool-down over the last 20 % (steps 80..99).
+    plan = build_schedule("wsd", 0.02, steps_per_epoch=10, epochs=10, warmup_epochs=1.0,
+                          args={"shape": shape})
+    schedule = plan.learning_rate
+    assert isinstance(schedule, S.WarmupStableDecay) and schedule.decay_steps == 20
+    for step in range(100):
+        assert rate_at(schedule, step) == pytest.approx(
+            wsd_formula(step, 0.02, 100, 10, 20, shape), rel=1e-5, abs=1e-9), step
+    assert rate_at(schedule, 9) == pytest.approx(0.018)  # last warmup step
+    assert rate_at(schedule, 10) == pytest.approx(0.02)  # warmup end: the peak
+    assert {round(rate_at(schedule, s), 9) for s in range(10, 81)} == {0.02}  # plateau
+    assert rate_at(schedule, 90) == pytest.approx(0.01 if shape == "linear"
+                                                  else 0.02 * (1 - math.sqrt(0.5)))
+
+
+def test_wsd_shapes_differ_and_1_sqrt_cools_faster_early():
+    linear, root = (build_schedule("wsd", 0.01, steps_per_epoch=10, epochs=5,
+                                   args={"shape": s, "decay_fraction": 0.5}).learning_rate
+                    for s in ("linear", "1-sqrt"))
+    for step in (30, 35, 40, 45):
+        assert rate_at(root, step) < rate_at(linear, step)
+    assert rate_at(root, 25) == rate_at(linear, 25) == pytest.approx(0.01)
+
+
+def test_wsd_longer_budget_keeps_the_plateau_and_moves_the_cool_down():
+    short = build_schedule("wsd", 0.01, steps_per_epoch=10, epochs=5).learning_rate
+    longer = build_schedule("wsd", 0.01, steps_per_epoch=10, epochs=10).learning_rate
+    assert rate_at(short, 45) < 0.01 and rate_at(longer, 45) == pytest.approx(0.01)
+    for step in range(0, 40):
+        assert rate_at(short, step) == rate_at(longer, step)
+
+
+def test_wsd_arguments_are_checked():
+    with pytest.raises(ValueError, match="shape must be one of linear, 1-sqrt"):
+        build_schedule("wsd", 0.1, steps_per_epoch=10, epochs=10, args={"shape": "cosine"})
+    with pytest.raises(ValueError, match="decay_fraction must be in"):
+        build_schedule("wsd", 0.1, steps_per_epoch=10, epochs=10, args={"decay_fraction": 0})
+    with pytest.raises(ValueError, match="cool-down must be >= 1 step and fit"):
+        build_schedule("wsd", 0.1, steps_per_epoch=10, epochs=10, warmup_epochs=9,
+                       args={"decay_fraction": 0.5})
+    assert parse_assignments(["shape=linear", "decay_fraction=0.1"]) == {
+        "shape": "linear", "decay_fraction": 0.1}
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(
+        S.WarmupStableDecay(0.1, 50, 5, 10, shape="linear")))
+    assert rate_at(restored, 45) == pytest.approx(0.05)
+
+
+# -- one-cycle momentum ------------------------------------------------------------------
+def test_one_cycle_momentum_mirrors_the_rate():
+    schedule = S.OneCycle(0.1, 100, pct_start=0.3)
+    assert schedule.momentum(0) == pytest.approx(0.95)
+    assert schedule.momentum(30) == pytest.approx(0.85)  # the rate's peak
+    assert schedule.momentum(100) == pytest.approx(0.95)
+    assert schedule.momentum(15) == pytest.approx(0.90)  # half-way down, cosine
+    rates = [rate_at(schedule, s) for s in range(100)]
+    moms = [schedule.momentum(s) for s in range(100)]
+    assert np.argmax(rates) == np.argmin(moms) == 30
+    with pytest.raises(ValueError, match="base_momentum must be in"):
+        S.OneCycle(0.1, 100, base_momentum=0.99)
+    with pytest.raises(ValueError, match="cycle_momentum must be 1"):
+        build_schedule("one_cycle", 0.1, steps_per_epoch=10, epochs=10,
+                       args={"cycle_momentum": 0.5})
