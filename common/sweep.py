@@ -105,8 +105,6 @@ class Sweep:
         """A resumed sweep must be the same sweep: the stored plan wins, differences fail."""
         path = self.dir / "sweep.json"
         if not path.exists():
-            self.dir.mkdir(parents=True, exist_ok=True)
-            write_json(path, self.plan_file())
             return
         stored = read_json(path)
         wanted = json.loads(json.dumps(self.plan_file()))  # tuples read back as lists
@@ -153,7 +151,11 @@ class Sweep:
         from common.lr_finder import find_learning_rate
 
         self.check_plan()
+        # Bad data fails here, before sweep.json exists: a rerun with the data fixed is then
+        # a new sweep, not one "started with other settings".
         bundle = self.domain.load_data(self.cfg)
+        if not (self.dir / "sweep.json").exists():
+            write_json(self.dir / "sweep.json", self.plan_file())
         self._started = time.perf_counter()
         self._fresh = 0
         finder_json = self.dir / "lr-find" / "range_test.json"
