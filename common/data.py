@@ -102,6 +102,23 @@ def existing_path(path: str | os.PathLike, what: str) -> Path:
     return resolved
 
 
+def read_utf8(path: Path) -> str:
+    """The text of a UTF-8 file.
+
+    Raises:
+        UserError: bytes that are not UTF-8, naming the file, the line and the byte.
+    """
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise UserError(
+            f"{path}:{line}: bytes that are not UTF-8 (at byte {error.start}). "
+            "Re-save the file as UTF-8."
+        ) from None
+
+
 def read_table(
     path: Path, required: tuple[str, ...], *, delimiter: str | None = None
 ) -> list[dict[str, str]]:
@@ -116,16 +133,7 @@ def read_table(
     """
     if delimiter is None:
         delimiter = "," if path.suffix.lower() == ".csv" else "\t"
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise UserError(
-            f"{path}:{line}: bytes that are not UTF-8 (at byte {error.start}). "
-            "Re-save the file as UTF-8."
-        ) from None
-    text = text.removeprefix("\ufeff")
+    text = read_utf8(path).removeprefix("\ufeff")
     if not text.strip():
         raise UserError(f"{path}: the file is empty; expected a header and rows.")
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL

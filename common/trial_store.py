@@ -13,6 +13,7 @@ import csv
 import json
 import math
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,15 @@ def best_trial_id(oracle) -> str | None:
         if trial.status == "COMPLETED" and _is_finite_score(trial.score):
             return trial.trial_id
     return None
+
+
+def mean_curve_and_best_epoch(curves: list[list[float]], direction: str
+                              ) -> tuple[list[float], int]:
+    """The per-epoch mean over folds' objective curves, and its best epoch (0-based)."""
+    length = min(len(c) for c in curves)
+    mean_curve = [statistics.fmean(c[i] for c in curves) for i in range(length)]
+    pick = max if direction == "max" else min
+    return mean_curve, mean_curve.index(pick(mean_curve))
 
 
 class TrialStore:

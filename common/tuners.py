@@ -11,6 +11,7 @@ conditional schedule parameters included.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +97,15 @@ def make_tuner(kind: str, run_trial, *, space: keras_tuner.HyperParameters, dire
         raise UserError(f"unknown tuner {kind!r}. Expected one of: {', '.join(TUNERS)}")
     return SuiteTuner(oracle, run_trial, directory=str(directory), project_name=project_name,
                       overwrite=False)
+
+
+def process_role() -> str:
+    """single, chief (the oracle) or worker, from the KERASTUNER_* variables."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return "single"
+    missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID")
+               if v not in os.environ]
+    if missing:
+        raise UserError(f"KERASTUNER_ORACLE_IP is set but {', '.join(missing)} is not: a "
+                        "distributed search needs all three variables.")
+    return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"

@@ -50,13 +50,14 @@ from common.search_space import (
     make_config,
     parse_space_overrides,
 )
-from common.trial_store import TrialStore, config_overrides_from_best
+from common.trial_store import TrialStore, config_overrides_from_best, mean_curve_and_best_epoch
 from common.tuners import (
     TUNERS,
     SearchAbort,
     _BayesianOracle,
     hyperband_trial_count,
     make_tuner,
+    process_role,
 )
 
 # Config fields that change how a model trains but not the data it sees: trials that
@@ -84,18 +85,6 @@ class SearchResult:
 
 def _json_normal(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-
-def _role() -> str:
-    if "KERASTUNER_ORACLE_IP" not in os.environ:
-        return "single"
-    missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID")
-               if v not in os.environ]
-    if missing:
-        raise UserError(f"KERASTUNER_ORACLE_IP is set but {', '.join(missing)} is not: a "
-                        "distributed search needs all three variables.")
-    return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
 class Search:
@@ -308,10 +297,7 @@ class Search:
             raise SearchAbort(f"the objective {objective} was not logged (history has "
                               f"{', '.join(summaries[0].get('history', {}))}); the data needs "
                               "a validation split.")
-        length = min(len(c) for c in curves)
-        mean_curve = [statistics.fmean(c[i] for c in curves) for i in range(length)]
-        pick = max if direction == "max" else min
-        best_epoch = mean_curve.index(pick(mean_curve))
+        mean_curve, best_epoch = mean_curve_and_best_epoch(curves, direction)
         score = mean_curve[best_epoch]
         record["best_epoch"] = best_epoch + 1
         if len(curves) > 1:
@@ -328,7 +314,7 @@ class Search:
 
     # -- driver --------------------------------------------------------------------
     def run(self) -> SearchResult:
-        role = _role()
+        role = process_role()
         self.check_definition(role)
         if role != "chief":
             # Bad data fails now, before search.json, events or Keras Tuner state exist, so
@@ -392,7 +378,6 @@ def _same_config(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
 def run_search(domain: Domain, **kwargs) -> SearchResult:
     """Run (or resume) a search; keyword arguments are those of `Search`."""
     return Search(domain, **kwargs).run()
-
 
 
 __all__ = ["SCHEDULE_SPACE", "TUNERS", "Search", "SearchResult", "_BayesianOracle",

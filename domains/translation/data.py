@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from common.data import existing_path, load_tfds
+from common.data import existing_path, load_tfds, read_utf8
 from common.domain import DataBundle
 from common.errors import UserError
 from domains.translation.config import DEFAULT_TFDS_NAME, TranslationConfig
@@ -43,16 +43,7 @@ Pairs = tuple[list[str], list[str]]
 
 def read_lines(path: Path) -> list[str]:
     """A UTF-8 file's lines, split as TranslateFolder splits them (`splitlines`)."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise UserError(
-            f"{path}:{line}: bytes that are not UTF-8 (at byte {error.start}). "
-            "Re-save the file as UTF-8."
-        ) from None
-    return text.splitlines()
+    return read_utf8(path).splitlines()
 
 
 def check_parallel_files(source_path: Path, target_path: Path) -> int:
@@ -184,15 +175,7 @@ def read_tsv_pairs(path: Path) -> Pairs:
             side, naming the file and line.
     """
     sources, targets = [], []
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8").removeprefix("\ufeff")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise UserError(
-            f"{path}:{line}: bytes that are not UTF-8 (at byte {error.start}). "
-            "Re-save the file as UTF-8."
-        ) from None
+    text = read_utf8(path).removeprefix("\ufeff")
     for number, line in enumerate(text.split("\n"), 1):
         line = line.rstrip("\r")
         if not line.strip():
