@@ -310,7 +310,8 @@ class SweepReport:
             f" ({', '.join(verdict_words(f) for f in flags)})" if flags else "")
         objective = _mean_sd(list(self._values(runs, self.objective).values()))
         if diverged:
-            objective += f"; diverged on {diverged} of {total}"
+            shown_div = f"diverged on {diverged} of {total}"
+            objective = shown_div if objective == "-" else f"{objective}; {shown_div}"
         walls = [float(s["wall_time_s"]) for s in summaries if s.get("wall_time_s")]
         return [label, str(total), shown, objective,
                 _mean_sd(list(self._values(runs, test).values())),
