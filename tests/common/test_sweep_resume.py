@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent("""
     train = resumable.run_training
 
     def run_training(domain, cfg, **kwargs):
-        if mode == "kill" and Path(kwargs["run_root"]).name == "%s":
+        if mode == "kill" and Path(kwargs["run_root"]).name == "CUT_RUN":
             kwargs["extra_callbacks"] = [KillInSecondEpoch()]
         return train(domain, cfg, **kwargs)
 
@@ -46,7 +46,7 @@ SCRIPT = textwrap.dedent("""
                        schedules=("constant", "cosine"), optimizers=("sgd", "momentum"),
                        range_test_steps=30).run()
     write_sweep_report(folder)
-""" % CUT_RUN)
+""").replace("CUT_RUN", CUT_RUN)
 
 
 def _sweep(tmp_path: Path, folder: Path, mode: str) -> subprocess.CompletedProcess:
