@@ -432,7 +432,7 @@ def diagnose_run(summary: dict[str, Any], losses: Sequence[float]) -> dict[str, 
         epoch_losses=history.get("loss", []),
         warmup_steps=int(summary.get("warmup_steps", 0)),
         learning_rate=float(summary["learning_rate"]),
-        suggested_learning_rate=summary.get("lr_find", {}).get("suggestion"),
+        suggested_learning_rate=trusted_suggestion(summary.get("lr_find") or {}),
         update_ratios=summary.get("update_ratios", []),
         final_metric=(objective, value) if value is not None and math.isfinite(value) else None,
         objective_history=history.get(objective, []) if objective else [],
@@ -452,6 +452,14 @@ def diagnose_run(summary: dict[str, Any], losses: Sequence[float]) -> dict[str, 
             report["evidence"].append(improving)
     report["flags"] = flags
     return report
+
+
+def trusted_suggestion(range_test: dict[str, Any]) -> float | None:
+    """The range test's suggestion as evidence, unless the test warned that its loss
+    barely moved: a suggestion read off noise must not make a good rate 'too low'."""
+    if range_test.get("warning"):
+        return None
+    return range_test.get("suggestion")
 
 
 def overfitting(val_losses: Sequence[float], train_losses: Sequence[float]) -> str:

@@ -138,3 +138,15 @@ def test_a_good_run_still_improving_at_its_last_epoch_is_flagged_under_trained()
     assert report["verdict"] == "good" and report["flags"] == ["under_trained"]
     flat = {**rising, "val_accuracy": [0.60, 0.70, 0.701]}
     assert diagnose_run(_summary(flat), losses)["flags"] == []
+
+
+def test_a_weak_range_test_is_no_evidence_against_a_rate():
+    from common.diagnosis import diagnose_run
+
+    losses = list(np.linspace(0.7, 0.3, 200))
+    history = {"loss": [0.6, 0.5, 0.45], "val_loss": [0.6, 0.55, 0.54],
+               "val_accuracy": [0.70, 0.72, 0.7201]}
+    strong = {"suggestion": 0.1}
+    weak = {"suggestion": 0.1, "warning": "the smoothed loss fell by only 1.4%"}
+    assert diagnose_run(_summary(history, lr_find=strong), losses)["verdict"] == "too_low"
+    assert diagnose_run(_summary(history, lr_find=weak), losses)["verdict"] == "good"
