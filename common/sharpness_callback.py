@@ -1,5 +1,7 @@
 """`SharpnessProbe`: the sharpness and its stability threshold every N training steps,
-to TensorBoard (the run's train/ events), sharpness.csv and summary.json."""
+to TensorBoard (the run's train/ events, tags dynamics/sharpness,
+dynamics/stability_threshold, dynamics/sharpness_over_threshold), sharpness.csv and
+summary.json."""
 
 from __future__ import annotations
 
@@ -97,15 +99,16 @@ class SharpnessProbe(keras.callbacks.Callback):
         kind = "preconditioned sharpness (top eigenvalue of P^-1 H)" if self.preconditioned \
             else "sharpness (top eigenvalue of the loss Hessian)"
         with self._writer.as_default(step=record["step"]):
-            tf.summary.scalar("sharpness", record["sharpness"],
-                              description=f"The {kind} on a fixed probe batch.")
+            tf.summary.scalar("dynamics/sharpness", record["sharpness"],
+                              description=f"The {kind} on a fixed probe batch, every "
+                              "--sharpness-every steps.")
             if math.isfinite(record["threshold"]):
                 tf.summary.scalar(
-                    "stability_threshold", record["threshold"],
+                    "dynamics/stability_threshold", record["threshold"],
                     description=f"The rate's stability threshold {self.rule}: a sharpness "
                     "above it makes the steps overshoot.")
                 tf.summary.scalar(
-                    "sharpness_over_threshold", record["ratio"],
+                    "dynamics/sharpness_over_threshold", record["ratio"],
                     description="Sharpness / threshold: near 1 at the edge of stability, "
                     "well above 1 when the rate is too high.")
 

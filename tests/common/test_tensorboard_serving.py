@@ -51,7 +51,9 @@ def test_tensorboard_serves_the_learning_rate(tmp_path):
         assert tags, "TensorBoard did not answer within 60 s"
         train_run = "toy/served/train"
         assert "epoch_learning_rate" in tags[train_run]
-        assert "batch_learning_rate" in tags[train_run]
+        assert "rate/batch_learning_rate" in tags[train_run]
+        # The description written with the scalar is what TensorBoard shows under its chart.
+        assert "learning rate" in tags[train_run]["rate/batch_learning_rate"]["description"]
         points = get_json(f"{base}/scalars?run={urllib.parse.quote(train_run)}&tag=epoch_learning_rate")
         rates = [value for _, _, value in points]
         assert len(rates) == 3
