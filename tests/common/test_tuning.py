@@ -178,6 +178,14 @@ def test_hparams_experiment_and_sessions_read_back_from_the_event_files(random_s
                      if v.tag == "_hparams_/experiment"]
     names = {info.name for info in experiment.hparam_infos}
     assert {"learning_rate", "schedule", "cosine/alpha", "epochs", "status"} <= names
+    infos = {info.name: info for info in experiment.hparam_infos}
+    # The epochs column spans what a trial can train (1 to --max-epochs), not 1..1e6.
+    epochs = infos["epochs"].domain_interval
+    assert (epochs.min_value, epochs.max_value) == (1, 3)
+    # TensorBoard lists the columns marked as differing first: the ones that matter.
+    leading = [info.name for info in experiment.hparam_infos if info.differs]
+    assert leading[:2] == ["learning_rate", "schedule"] and "cosine/alpha" not in leading
+    assert "blank" in infos["cosine/alpha"].description
     metrics = {(m.name.group, m.name.tag) for m in experiment.metric_infos}
     assert ("validation", "epoch_loss") in metrics and ("", "tuning/score") in metrics
 
@@ -191,6 +199,10 @@ def test_hparams_experiment_and_sessions_read_back_from_the_event_files(random_s
         record["hyperparameters"]["learning_rate"])
     assert start.hparams["status"].string_value == record["status"]
     assert start.group_name == f"trial_{record['trial']}"
+    # Another schedule's parameters are absent from this trial, not empty values.
+    sampled = {k for k in start.hparams if "/" in k}
+    assert sampled == {k for k in record["hyperparameters"] if "/" in k}
+    assert all(k.startswith(record["hyperparameters"]["schedule"] + "/") for k in sampled)
     assert any(v.tag == "tuning/score" for v in values)
     # The validation curve TensorBoard joins to the session is where the metric says.
     assert list((run_dir / "validation").glob("events.out.tfevents.*"))
