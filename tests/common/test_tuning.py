@@ -4,6 +4,7 @@ HParams, cross-validate, and refuse bad input without touching a stored search."
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -89,10 +90,29 @@ def test_each_trial_is_a_normal_run_directory_and_the_table_is_written(random_se
         assert run_dir.parent == search_dir / "trials"
         assert {"config.json", "summary.json", "train"} <= {p.name for p in run_dir.iterdir()}
     table = (search_dir / "trials.txt").read_text().splitlines()
-    assert table[0].split() == ["trial", "rate", "optimizer", "schedule", "epochs", "score",
-                                "status", "time_s"]
+    header = table[0].split()
+    assert header[:8] == ["trial", "rate", "optimizer", "schedule", "epochs", "score",
+                          "status", "time_s"]
+    # Then every other column some trial sampled (a schedule's parameters here).
+    sampled = {k for r in random_search.records for k in r["hyperparameters"]} - {
+        "learning_rate", "optimizer", "schedule", "epochs"}
+    assert sampled and header[8:] == sorted(sampled)
     assert len(table) == 1 + 8 and any("diverged" in line for line in table)
-    assert (search_dir / "trials.csv").read_text().count("\n") == 9
+    with (search_dir / "trials.csv").open(newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 8 and list(rows[0]) == header
+    for row in rows:
+        record = next(r for r in random_search.records if r["trial"] == row["trial"])
+        for name in sampled:  # a value where the trial sampled it, "-" where not
+            assert (row[name] == "-") == (name not in record["hyperparameters"])
+
+
+def test_best_json_times_the_winning_trial_and_the_search_apart(random_search):
+    best = json.loads((random_search.search_dir / "best.json").read_text())
+    record = next(r for r in random_search.records if r["trial"] == best["trial"])
+    assert best["trial_time_s"] == round(record["wall_time_s"], 1)
+    total = sum(r["wall_time_s"] for r in random_search.records)
+    assert best["search_time_s"] == round(total, 1) > best["trial_time_s"]
 
 
 def test_schedule_parameters_appear_only_under_their_schedule(random_search):
