@@ -132,3 +132,34 @@ def test_make_help_expands_its_variables():
     assert "$(" not in result.stdout
     assert "Serve out_dir/ in TensorBoard on 127.0.0.1:7123" in result.stdout
     assert "(venv_dir)" in result.stdout
+
+
+def test_train_lr_find_and_sweep_end_with_the_command_that_shows_the_run(monkeypatch, tmp_path,
+                                                                            capsys):
+    import types
+
+    import common.domain
+    from tests.toy_domain import TOY
+
+    module = types.ModuleType("toy_for_view")
+    module.DOMAIN = TOY
+    monkeypatch.setitem(sys.modules, "toy_for_view", module)
+    monkeypatch.setitem(common.domain.DOMAIN_MODULES, "toy", "toy_for_view")
+    data = TOY.write_demo_data(tmp_path / "data")
+    tiny = ["--smoke", "--data", str(data), "--output", str(tmp_path / "runs"),
+            "--monitor-every", "0", "--epochs", "1"]
+    assert cli.main(["train", "toy", *tiny, "--run-name", "t"]) == 0
+    out = capsys.readouterr().out
+    run_dir = tmp_path / "runs" / "toy" / "t"
+    assert f"view: tensorboard --logdir {run_dir} --host 127.0.0.1" in out
+    assert cli.main(["lr-find", "toy", *tiny, "--num-steps", "12", "--run-name", "f"]) == 0
+    out = capsys.readouterr().out
+    assert f"view: tensorboard --logdir {tmp_path / 'runs' / 'toy' / 'f'} --host 127.0.0.1" in out
+    assert "plot " in out and ".png" in out
+    sweep = ["sweep", "toy", *tiny, "--name", "s", "--rates", "0.01,0.1", "--schedules", "",
+             "--optimizers", "", "--range-test-steps", "10"]
+    assert cli.main(sweep) == 0
+    out = capsys.readouterr().out
+    sweep_dir = tmp_path / "runs" / "toy" / "sweeps" / "s"
+    assert f"view: tensorboard --logdir {sweep_dir} --host 127.0.0.1" in out
+    assert f"open {sweep_dir / 'report.html'}" in out
