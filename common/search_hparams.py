@@ -90,7 +90,8 @@ def write_experiment(log_dir: Path, hparams: list, metrics: list, *, suffix: str
 
 
 def write_session(run_dir: Path, values: dict[str, Any], group: str,
-                  scalars: dict[str, float], *, suffix: str) -> None:
+                  scalars: dict[str, float], *, suffix: str,
+                  descriptions: dict[str, str] | None = None) -> None:
     """One run's hyperparameter values (runs sharing `group` are one row) and the scalars
     the experiment's metrics name; non-finite scalars are left out (a blank cell).
     Replaces a session written before with the same `suffix`."""
@@ -101,7 +102,8 @@ def write_session(run_dir: Path, values: dict[str, Any], group: str,
         hparams_api().hparams(values, trial_id=group)
         for tag, value in scalars.items():
             if isinstance(value, (int, float)) and math.isfinite(value):
-                tf.summary.scalar(tag, value, step=0)
+                tf.summary.scalar(tag, value, step=0,
+                                  description=(descriptions or {}).get(tag))
     writer.close()
 
 
@@ -119,6 +121,8 @@ def objective_metrics(objective: str) -> list:
 
 
 SEARCH_SUFFIX = ".search-hparams"
+SCORE_DESCRIPTION = ("The trial's score: its objective at its best epoch (the mean over folds "
+                     "with --folds); blank for a diverged trial.")
 
 
 def write_hparams_config(log_dir: Path, space, objective: str,
@@ -130,7 +134,8 @@ def write_hparams_config(log_dir: Path, space, objective: str,
     epochs = hp_api.IntInterval(1, max_epochs) if max_epochs else None
     hparams += [make_hparam("epochs", epochs),
                 make_hparam("status", hp_api.Discrete(list(FINISHED_STATUSES)))]
-    metrics = [hp_api.Metric("tuning/score", display_name=f"score ({objective})")]
+    metrics = [hp_api.Metric("tuning/score", display_name=f"score ({objective})",
+                             description=SCORE_DESCRIPTION)]
     metrics += objective_metrics(objective)
     write_experiment(log_dir, hparams, metrics, suffix=SEARCH_SUFFIX)
 
@@ -139,4 +144,5 @@ def write_trial_hparams(run_dir: Path, values: dict[str, Any], group: str, score
     """This run's hyperparameters; folds of one trial share `group`, so TensorBoard
     aggregates them into one row. A conditional hyperparameter the trial did not sample
     (another schedule's) is not in `values`, so it is absent, not a value."""
-    write_session(run_dir, values, group, {"tuning/score": score}, suffix=SEARCH_SUFFIX)
+    write_session(run_dir, values, group, {"tuning/score": score}, suffix=SEARCH_SUFFIX,
+                  descriptions={"tuning/score": SCORE_DESCRIPTION})

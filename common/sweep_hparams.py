@@ -82,7 +82,9 @@ def write_sweep_hparams(sweep_dir: Path, summaries: list[dict[str, Any]]) -> int
         group = _relative_name(run_dir, sweep_dir)
         scalars = {METRIC_PREFIX + name: summary[name] for name in names
                    if _number(summary.get(name))}
-        write_session(run_dir, session, group, scalars, suffix=SWEEP_SUFFIX)
+        write_session(run_dir, session, group, scalars, suffix=SWEEP_SUFFIX,
+                      descriptions={METRIC_PREFIX + n: _metric_description(n, objective)
+                                    for n in names})
     return len(runs)
 
 

@@ -156,6 +156,13 @@ def test_train_lr_find_and_sweep_end_with_the_command_that_shows_the_run(monkeyp
     out = capsys.readouterr().out
     assert f"view: tensorboard --logdir {tmp_path / 'runs' / 'toy' / 'f'} --host 127.0.0.1" in out
     assert "plot " in out and ".png" in out
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "runs" / "toy" / "f"))
+    events.Reload()
+    tags = events.Tags()["tensors"] + events.Tags()["images"]
+    assert {"range_test/learning_rate", "range_test/smoothed_loss"} <= set(tags)
+    assert all(events.SummaryMetadata(tag).summary_description for tag in tags)
     sweep = ["sweep", "toy", *tiny, "--name", "s", "--rates", "0.01,0.1", "--schedules", "",
              "--optimizers", "", "--range-test-steps", "10"]
     assert cli.main(sweep) == 0

@@ -93,6 +93,9 @@ def test_each_run_is_a_session_with_its_rate_and_final_metrics(tmp_path):
         else:
             assert scalars["sweep/val_accuracy"] == pytest.approx(summary["val_accuracy"])
             assert scalars["sweep/test_loss"] == pytest.approx(summary["test_loss"])
+            described = {v.tag for v in values
+                         if v.tag.startswith("sweep/") and v.metadata.summary_description}
+            assert described == set(scalars)
 
 
 def test_writing_again_replaces_the_experiment_and_sessions(tmp_path):
