@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,11 +56,21 @@ def tag_description(tag: str) -> str:
     return ""
 
 
-def write_scalar(tag: str, value: float, step: int | None = None) -> None:
-    """One scalar with its description, to the default writer."""
+# The tags each writer has described: TensorBoard keeps a tag's first metadata, and
+# tf.summary writes a description into every event it is given to (3.5x the bytes of a
+# bare scalar for 200 characters).
+_DESCRIBED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def write_scalar(writer, tag: str, value: float, step: int | None = None) -> None:
+    """One scalar to `writer` (the default writer inside its `as_default()` block), with
+    its description the first time this writer writes the tag."""
     import tensorflow as tf
 
-    tf.summary.scalar(tag, value, step=step, description=tag_description(tag) or None)
+    described = _DESCRIBED.setdefault(writer, set())
+    description = None if tag in described else tag_description(tag) or None
+    described.add(tag)
+    tf.summary.scalar(tag, value, step=step, description=description)
 
 
 def current_learning_rate(optimizer) -> float:
@@ -193,10 +204,10 @@ class StepRecorder(keras.callbacks.Callback):
         if self._writer is not None and step % self.log_every == 0:
 
             with self._writer.as_default(step=step):
-                write_scalar(LOSS_TAG, loss)
+                write_scalar(self._writer, LOSS_TAG, loss)
                 if self._rates_at is None:
-                    write_scalar(RATE_TAG, self._rate)
-                    write_scalar(LOG10_RATE_TAG, _log10(self._rate))
+                    write_scalar(self._writer, RATE_TAG, self._rate)
+                    write_scalar(self._writer, LOG10_RATE_TAG, _log10(self._rate))
 
     def _fill_rates(self) -> None:
         """A schedule's rates for the steps recorded since the last fill, in one call."""
@@ -210,8 +221,8 @@ class StepRecorder(keras.callbacks.Callback):
             for step, rate in zip(missing, rates, strict=True):
                 if step % self.log_every == 0:
                     with self._writer.as_default(step=step):
-                        write_scalar(RATE_TAG, rate)
-                        write_scalar(LOG10_RATE_TAG, _log10(rate))
+                        write_scalar(self._writer, RATE_TAG, rate)
+                        write_scalar(self._writer, LOG10_RATE_TAG, _log10(rate))
 
     def on_epoch_end(self, epoch, logs=None):
         self.flush()
@@ -386,7 +397,7 @@ class TrainingDynamics(keras.callbacks.Callback):
         with self._writer.as_default(step=step):
             for key, value in record.items():
                 if key != "step":
-                    write_scalar(DYNAMICS_PREFIX + key, value)
+                    write_scalar(self._writer, DYNAMICS_PREFIX + key, value)
 
     def _gradient_norm(self) -> float | None:
         if self.probe_batch is None or self.loss_fn is None:

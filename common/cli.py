@@ -199,7 +199,8 @@ def cmd_sweep(argv: list[str]) -> int:
                             "none; default: %(default)s)")
     extra.add_argument("--range-test-steps", type=int, default=100,
                        help="steps of the LR range test the sweep runs first; its "
-                            "suggestion is marked in the report (default: %(default)s)")
+                            "suggestion is drawn on the report's U-curve (default: "
+                            "%(default)s)")
     namespace, cfg = build_config(domain, parser, rest)
     if namespace.rates:
         try:

@@ -80,6 +80,13 @@ def test_recorder_fills_a_schedules_rates_in_bulk_for_csv_and_tensorboard(tmp_pa
     assert [log10[s] for s in range(6)] == pytest.approx([math.log10(r) for r in expected])
     description = events.SummaryMetadata("rate/log10_learning_rate").summary_description
     assert "log10" in description and "linear axis" in description
+    # Described once, in the first event: TensorBoard keeps a tag's first metadata, and a
+    # description in every event would triple the file.
+    described = [value.tag for file in (tmp_path / "train").glob("events.out.tfevents.*")
+                 for event in tf.compat.v1.train.summary_iterator(str(file))
+                 for value in event.summary.value if value.metadata.summary_description]
+    assert sorted(described) == sorted(["loss/batch_loss", "rate/batch_learning_rate",
+                                        "rate/log10_learning_rate"])
 
 
 def test_recorder_sees_a_plain_rate_lowered_between_epochs():
