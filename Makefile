@@ -19,10 +19,11 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 .DEFAULT_GOAL := help
 .PHONY: help install test lint format tensorboard report demo bench clean $(TRAIN) $(LRFIND) $(SWEEP) $(TUNE)
 
-help: ## List the targets
+help: ## List the targets (paths and port as set now; e.g. make help OUTPUT=out)
 	@grep -E '^[a-zA-Z$$()%_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  sed -e 's/^$$(TRAIN)/train-<domain>/' -e 's/^$$(LRFIND)/lr-find-<domain>/' \
 	      -e 's/^$$(SWEEP)/sweep-<domain>/' -e 's/^$$(TUNE)/tune-<domain>/' | \
+	  sed -e 's|$$(VENV)|$(VENV)|g' -e 's|$$(OUTPUT)|$(OUTPUT)|g' -e 's|$$(TB_PORT)|$(TB_PORT)|g' | \
 	  awk 'BEGIN{FS=":.*## "}{printf "  %-24s %s\n",$$1,$$2}'
 	@echo "  domains: $(DOMAINS)"
 
@@ -55,7 +56,7 @@ $(SWEEP): sweep-%: install ## Rates, schedules, optimizers + report: make sweep-
 $(TUNE): tune-%: install ## Keras Tuner search: make tune-sentiment ARGS="--data DIR --tuner hyperband"
 	$(LRSUITE) tune $* --output $(OUTPUT) $(ARGS)
 
-demo: install ## Short sweeps in every domain on generated data, offline (runs/demo/report.html)
+demo: install ## Short sweeps in every domain on generated data, offline ($(OUTPUT)/demo/report.html)
 	$(LRSUITE) demo --output $(OUTPUT)/demo
 
 bench: install ## Quick run of every bench script, tables in bench/results.md (under 15 min)

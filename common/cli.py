@@ -40,7 +40,12 @@ def _import_tensorflow_quietly() -> None:
 _import_tensorflow_quietly()
 
 from common.cli_args import OneLineParser  # noqa: E402
-from common.cli_domain import build_config, domain_parser, split_domain  # noqa: E402
+from common.cli_domain import (  # noqa: E402
+    build_config,
+    domain_parser,
+    print_view_hint,
+    split_domain,
+)
 from common.domain import domain_commands, domain_names, get_domain  # noqa: E402
 from common.errors import UserError  # noqa: E402
 
@@ -56,13 +61,23 @@ commands:
   schedules                     list the learning-rate schedules and their parameters
   schedules plot NAME [K=V ...] write a PNG of a schedule's rate over training
 {domain_commands}
-'lrsuite COMMAND --help' shows the options of a command."""
+'lrsuite COMMAND --help' shows the options of a command; 'lrsuite --version' the version."""
 
 
 def usage() -> str:
     extra = "".join(f"  {f'{c.name} {c.usage}':<30}{c.summary}\n"
                     for c in domain_commands().values())
     return USAGE.format(domains=", ".join(domain_names()), domain_commands=extra)
+
+
+def version() -> str:
+    """The installed distribution's version; a source tree that was never installed says so."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("lr-suite")
+    except metadata.PackageNotFoundError:
+        return "0+unknown (not installed: pip install -e .)"
 
 
 def cmd_train(argv: list[str]) -> int:
@@ -89,6 +104,7 @@ def cmd_train(argv: list[str]) -> int:
     cfg, range_test, run_dir = resolve_learning_rate(domain, cfg, bundle=bundle)
     result = run_training(domain, cfg, bundle=bundle, run_dir=run_dir, range_test=range_test,
                           requested_learning_rate=requested)
+    print_view_hint(result.run_dir)
     status = result.summary["status"]
     if status == "interrupted":
         return 130
@@ -145,6 +161,7 @@ def cmd_lr_find(argv: list[str]) -> int:
         for seed, warning in summary["warnings"].items():
             print(f"warning (seed {seed}): {warning}")
         print(f"train at it: lrsuite train {domain.name} --lr {summary['median']:.3g}")
+        print_view_hint(out_dir, plot=Path(summary["plot"]))
         return 0
     result = find_learning_rate(domain, cfg, bundle=bundle, out_dir=out_dir, **options)
     wall = time.perf_counter() - started
@@ -157,6 +174,7 @@ def cmd_lr_find(argv: list[str]) -> int:
     if result.warning:
         print(f"warning: {result.warning}")
     print(f"train at it: lrsuite train {domain.name} --lr {result.suggestion:.3g}")
+    print_view_hint(out_dir, plot=Path(result.files["png"]))
     return 0
 
 
@@ -174,10 +192,15 @@ def cmd_sweep(argv: list[str]) -> int:
     extra.add_argument("--num-rates", type=int, default=7, help="rates in the grid (7)")
     extra.add_argument("--rates", default=None, help="explicit rates, comma-separated")
     extra.add_argument("--schedules", default=",".join(DEFAULT_SCHEDULES),
-                       help="schedules compared at the best rate ('' for none)")
+                       help="schedules compared at the best rate, joined by ',' ('' for "
+                            "none; default: %(default)s)")
     extra.add_argument("--optimizers", default=",".join(DEFAULT_OPTIMIZERS),
-                       help="optimizers compared at the best rate ('' for none)")
-    extra.add_argument("--range-test-steps", type=int, default=100)
+                       help="optimizers compared at the best rate, joined by ',' ('' for "
+                            "none; default: %(default)s)")
+    extra.add_argument("--range-test-steps", type=int, default=100,
+                       help="steps of the LR range test the sweep runs first; its "
+                            "suggestion is drawn on the report's U-curve (default: "
+                            "%(default)s)")
     extra.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
                        help="run every point once per seed and compare them in pairs (a count "
                             "from --seed on, or seeds joined by ','; default: --seed alone)")
@@ -219,6 +242,7 @@ def cmd_sweep(argv: list[str]) -> int:
           range_test_steps=namespace.range_test_steps).run()
     md, page = write_sweep_report(sweep_dir)
     print(f"report: {md}\n        {page}")
+    print_view_hint(sweep_dir, report=page)
     return 0
 
 
@@ -298,6 +322,9 @@ def cmd_tune(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-V", "--version"):
+        print(f"lrsuite {version()}")
+        return 0
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
@@ -310,7 +337,15 @@ def main(argv: list[str] | None = None) -> int:
             handlers.update({name: c.run for name, c in domain_commands().items()})
         if command not in handlers:
             raise UserError(f"unknown command {command!r}. Expected one of: {', '.join(handlers)}")
-        return handlers[command](rest)
+        code = handlers[command](rest)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here
+        return code
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) left: the Python docs' recipe points stdout at devnull
+        # so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except UserError as error:
         print(f"lrsuite: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -46,8 +46,20 @@ def _tuple_parser(item_type: type):
     return parse
 
 
-def add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None:
-    """Add `--field-name` for every field of `config_cls` (defaults left to the class)."""
+def field_help(config_cls: type, name: str) -> str:
+    """The help of field `name`: a subclass that only changes a default (`epochs: int = 12`)
+    keeps the help its base class wrote."""
+    for cls in config_cls.__mro__:
+        fields = getattr(cls, "__dataclass_fields__", {})
+        if name in fields and fields[name].metadata.get("help"):
+            return fields[name].metadata["help"]
+    return ""
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls: type,
+                     objective: str | None = None) -> None:
+    """Add `--field-name` for every field of `config_cls` (defaults left to the class).
+    `{objective}` in a help text becomes the domain's objective (e.g. val_accuracy)."""
     hints = typing.get_type_hints(config_cls)
     group = parser.add_argument_group(f"{config_cls.__name__} options")
     for item in dataclasses.fields(config_cls):
@@ -57,7 +69,8 @@ def add_config_flags(parser: argparse.ArgumentParser, config_cls: type) -> None:
         names = [flag] + ALIASES.get(item.name, [])
         kind, _ = _base_type(hints[item.name])
         default = item.default if item.default is not dataclasses.MISSING else None
-        help_text = item.metadata.get("help", "")
+        help_text = field_help(config_cls, item.name)
+        help_text = help_text.replace("{objective}", objective or "the validation objective")
         if default not in (None, dataclasses.MISSING) and not isinstance(default, dict):
             help_text += f" (default: {default})"
         common = {"dest": item.name, "default": argparse.SUPPRESS, "help": help_text}

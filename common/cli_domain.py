@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 from common.cli_args import OneLineParser, add_config_flags, config_from_args
@@ -34,7 +35,7 @@ def domain_parser(command: str, domain_name: str) -> tuple[Domain, OneLineParser
         epilog=f"local data (--data): {domain.data_format}" if domain.data_format else None)
     parser.add_argument("--smoke", action="store_true",
                         help="Use the tiny test preset (few steps) as the base config.")
-    add_config_flags(parser, domain.config_cls)
+    add_config_flags(parser, domain.config_cls, objective=domain.objective)
     return domain, parser
 
 
@@ -61,3 +62,16 @@ def given_config_values(cfg, namespace: argparse.Namespace) -> dict[str, Any]:
     as the config holds them (parsed and checked)."""
     fields = {f.name for f in dataclasses.fields(cfg)}
     return {name: getattr(cfg, name) for name in vars(namespace) if name in fields}
+
+
+def view_command(log_dir: Path) -> str:
+    """The one command that serves `log_dir` in TensorBoard, on this machine only."""
+    return f"tensorboard --logdir {log_dir} --host 127.0.0.1"
+
+
+def print_view_hint(log_dir: Path, report: Path | None = None, plot: Path | None = None) -> None:
+    """After a run: how to look at it (TensorBoard, and the report or plot if there is one)."""
+    print(f"view: {view_command(log_dir)}   (then open http://127.0.0.1:6006/)", flush=True)
+    for label, path in (("open", report), ("plot", plot)):
+        if path is not None:
+            print(f"      {label} {path}", flush=True)

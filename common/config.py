@@ -93,15 +93,17 @@ class TrainConfig:
     deterministic: bool = help_field(
         False, help="Turn on TensorFlow op determinism (slower, bit-identical reruns)."
     )
-    epochs: int = help_field(10, help="Number of epochs.")
+    epochs: int = help_field(
+        10, help="Passes over the training data (or of --steps-per-epoch steps each)."
+    )
     batch_size: int = help_field(32, help="Examples per training step.")
     steps_per_epoch: int | None = help_field(
         None, help="Cap on training steps per epoch (default: one pass over train)."
     )
     learning_rate: float | str = help_field(
         1e-3,
-        help="Peak learning rate, or 'auto' to run the LR range test and use "
-        "its suggestion.",
+        help="Peak learning rate (a schedule starts or ends from it), or 'auto' to run "
+        "the LR range test first and train at its suggestion.",
     )
     optimizer: str = help_field(
         "adam", help=f"Optimizer: one of {', '.join(OPTIMIZER_NAMES)}."
@@ -128,10 +130,15 @@ class TrainConfig:
         "--schedule-arg decay_rate=0.5.",
     )
     jit_compile: str = help_field(
-        "auto", help="XLA compilation of the training step: auto (Keras decides), on, off."
+        "auto",
+        help="XLA compilation of the training step: auto (Keras decides), on (compile "
+        "with XLA: faster steps on GPU, a slow first step), off.",
     )
     early_stopping: int = help_field(
-        0, help="Stop after this many epochs without val improvement (0: off)."
+        0,
+        help="Early-stopping patience in epochs: stop when {objective} has not improved "
+        "for this many epochs (the training loss when there is no validation split), "
+        "and keep the best epoch's weights (0: off).",
     )
     divergence_factor: float = help_field(
         4.0,

@@ -41,6 +41,15 @@ SLOPE_SPAN_SHARE = 1 / 20  # the steepest slope is measured over this share of t
 WEAK_DROP_SHARE = 0.05  # the smoothed loss fell by under 5% before its minimum: weak evidence
 
 
+RANGE_TEST_DESCRIPTIONS = {
+    "learning_rate": "The rate of each step of the range test: it grows exponentially from "
+                     "--start-lr to --end-lr (tick 'Log' on the y axis).",
+    "smoothed_loss": "The training loss, smoothed, at each step of the range test; read it "
+                     "against range_test/learning_rate at the same step.",
+    "loss_vs_rate": "The smoothed loss against the rate (log axis), with the suggestions.",
+}
+
+
 def smoothing_for(num_steps: int) -> float:
     """EMA factor whose window is ~1/15 of the ramp.
 
@@ -206,11 +215,14 @@ def write_outputs(result: RangeTest, out_dir: Path, title: str) -> None:
     writer = tf.summary.create_file_writer(str(out_dir))
     with writer.as_default():
         for i, (lr, sm) in enumerate(zip(result.learning_rates, result.smoothed, strict=True)):
-            tf.summary.scalar("range_test/learning_rate", lr, step=i)
+            tf.summary.scalar("range_test/learning_rate", lr, step=i,
+                              description=RANGE_TEST_DESCRIPTIONS["learning_rate"])
             if math.isfinite(sm):
-                tf.summary.scalar("range_test/smoothed_loss", sm, step=i)
+                tf.summary.scalar("range_test/smoothed_loss", sm, step=i,
+                                  description=RANGE_TEST_DESCRIPTIONS["smoothed_loss"])
         image = tf.io.decode_png(tf.io.read_file(str(png_path)), channels=4)
-        tf.summary.image("range_test/loss_vs_rate", image[None], step=0)
+        tf.summary.image("range_test/loss_vs_rate", image[None], step=0,
+                         description=RANGE_TEST_DESCRIPTIONS["loss_vs_rate"])
     writer.flush()
 
 

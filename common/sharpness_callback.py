@@ -1,5 +1,7 @@
 """`SharpnessProbe`: the sharpness and its stability threshold every N training steps,
-to TensorBoard (the run's train/ events), sharpness.csv and summary.json."""
+to TensorBoard (the run's train/ events, tags dynamics/sharpness,
+dynamics/stability_threshold, dynamics/sharpness_over_threshold), sharpness.csv and
+summary.json."""
 
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ class SharpnessProbe(keras.callbacks.Callback):
         import tensorflow as tf
 
         self._writer = tf.summary.create_file_writer(str(self.run_dir / "train"))
+        self._described: set[str] = set()
         self._step = None  # read from the optimizer at the first step, after any restore
         if self._probe is None or self._probe.model is not self.model:
             # Kept across fits of the same model: the next fit's first probe starts warm.
@@ -96,18 +99,24 @@ class SharpnessProbe(keras.callbacks.Callback):
 
         kind = "preconditioned sharpness (top eigenvalue of P^-1 H)" if self.preconditioned \
             else "sharpness (top eigenvalue of the loss Hessian)"
+        descriptions = {
+            "dynamics/sharpness": f"The {kind} on a fixed probe batch, every "
+                                  "--sharpness-every steps.",
+            "dynamics/stability_threshold": f"The rate's stability threshold {self.rule}: a "
+                                            "sharpness above it makes the steps overshoot.",
+            "dynamics/sharpness_over_threshold": "Sharpness / threshold: near 1 at the edge of "
+                                                 "stability, well above 1 when the rate is too "
+                                                 "high."}
+        values = {"dynamics/sharpness": record["sharpness"]}
+        if math.isfinite(record["threshold"]):
+            values.update({"dynamics/stability_threshold": record["threshold"],
+                           "dynamics/sharpness_over_threshold": record["ratio"]})
         with self._writer.as_default(step=record["step"]):
-            tf.summary.scalar("sharpness", record["sharpness"],
-                              description=f"The {kind} on a fixed probe batch.")
-            if math.isfinite(record["threshold"]):
-                tf.summary.scalar(
-                    "stability_threshold", record["threshold"],
-                    description=f"The rate's stability threshold {self.rule}: a sharpness "
-                    "above it makes the steps overshoot.")
-                tf.summary.scalar(
-                    "sharpness_over_threshold", record["ratio"],
-                    description="Sharpness / threshold: near 1 at the edge of stability, "
-                    "well above 1 when the rate is too high.")
+            for tag, value in values.items():
+                # Described once per writer: TensorBoard keeps a tag's first metadata.
+                first = tag not in self._described
+                self._described.add(tag)
+                tf.summary.scalar(tag, value, description=descriptions[tag] if first else None)
 
     def _append_row(self, record: dict[str, Any]) -> None:
         new_file = not self.csv_path.exists()

@@ -241,6 +241,10 @@ class Sweep:
                  "direction": self.domain.direction, "data": bundle_for(first).description,
                  "wall_time_s": time.perf_counter() - self._started}
         write_json(self.dir / "sweep.json", state)
+        from common.sweep_hparams import write_sweep_hparams
+
+        unique = {s["run_dir"]: s for s in self.summaries.values() if s.get("run_dir")}
+        write_sweep_hparams(self.dir, list(unique.values()))  # rate against metric
         return state
 
     def _reuse(self, run: SweepRun, summary: dict[str, Any], best_index: int) -> None:

@@ -25,6 +25,8 @@ from common.runs import read_json, write_json
 BUDGET_FIELDS = frozenset({"epochs", "steps_per_epoch", "output", "run_name", "resume",
                            "verbose"})
 COLUMNS = ["trial", "rate", "optimizer", "schedule", "epochs", "score", "status", "time_s"]
+# Sampled hyperparameters already in COLUMNS (under their column's name).
+SHOWN_IN_COLUMNS = frozenset({"learning_rate", "optimizer", "schedule", "epochs"})
 
 
 def _is_finite_score(score: Any) -> bool:
@@ -123,7 +125,16 @@ class TrialStore:
                 f"{_score_text(record.get('score'))} "
                 f"({record['status']}, {record['wall_time_s']:.1f} s); {best_text}")
 
+    @staticmethod
+    def sampled_columns(records: list[dict[str, Any]]) -> list[str]:
+        """Every other hyperparameter some trial sampled (dropout, cosine/alpha, ...)."""
+        names = {k for r in records for k in r.get("hyperparameters", {})}
+        return sorted(names - SHOWN_IN_COLUMNS)
+
     def table_rows(self, records: list[dict[str, Any]]) -> list[dict[str, str]]:
+        """One row per trial: COLUMNS, then each sampled column ("-" where a trial did not
+        sample it, e.g. another schedule's parameter)."""
+        extra = self.sampled_columns(records)
         rows = []
         for r in records:
             o = r.get("overrides", {})
@@ -137,6 +148,7 @@ class TrialStore:
                 "score": _score_text(r.get("score")) + std,
                 "status": r["status"],
                 "time_s": f"{r.get('wall_time_s', 0):.1f}",
+                **{name: _value_text(r.get("hyperparameters", {}).get(name)) for name in extra},
             })
         return rows
 
@@ -145,13 +157,14 @@ class TrialStore:
         max_epochs, fixed flags and smoke switch for best.json."""
         records = self.records()
         rows = self.table_rows(records)
-        widths = {c: max([len(c)] + [len(row[c]) for row in rows]) for c in COLUMNS}
-        lines = ["  ".join(c.ljust(widths[c]) for c in COLUMNS)]
-        lines += ["  ".join(row[c].ljust(widths[c]) for c in COLUMNS) for row in rows]
-        table = "\n".join(lines) + "\n"
+        columns = COLUMNS + self.sampled_columns(records)
+        widths = {c: max([len(c)] + [len(row[c]) for row in rows]) for c in columns}
+        lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+        lines += ["  ".join(row[c].ljust(widths[c]) for c in columns) for row in rows]
+        table = "\n".join(line.rstrip() for line in lines) + "\n"
         (self.dir / "trials.txt").write_text(table, encoding="utf-8")
         with open(self.dir / "trials.csv", "w", newline="", encoding="utf-8") as stream:
-            writer = csv.DictWriter(stream, fieldnames=COLUMNS)
+            writer = csv.DictWriter(stream, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
         best = self.best_record(oracle)
@@ -176,7 +189,9 @@ class TrialStore:
                 "trials": len(records),
                 "statuses": {s: sum(r["status"] == s for r in records)
                              for s in sorted({r["status"] for r in records})},
-                "trial_time_s": round(sum(r.get("wall_time_s", 0) for r in records), 1),
+                # The winner's own time; the search's, every trial's together, beside it.
+                "trial_time_s": round(best.get("wall_time_s", 0), 1),
+                "search_time_s": round(sum(r.get("wall_time_s", 0) for r in records), 1),
             }
             write_json(self.dir / "best.json", summary)
         if self.announce:
@@ -228,6 +243,14 @@ def _score_text(score: Any) -> str:
     if not isinstance(score, (int, float)):
         return "-"
     return f"{score:.4g}" if math.isfinite(score) else str(score)
+
+
+def _value_text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def _rate_text(rate: Any) -> str:

@@ -10,7 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from common.cli_domain import build_config, domain_parser, given_config_values, split_domain
+from common.cli_domain import (
+    build_config,
+    domain_parser,
+    given_config_values,
+    print_view_hint,
+    split_domain,
+)
 from common.errors import UserError
 
 
@@ -69,4 +75,5 @@ def cmd_tune(argv: list[str]) -> int:
         max_trials=max_trials, max_epochs=namespace.max_epochs, folds=namespace.folds,
         space=read_space_file(namespace.space), smoke=namespace.smoke,
         factor=namespace.factor, lr_range_test=namespace.lr_range_test)
+    print_view_hint(result.search_dir)  # the HParams tab compares the trials
     return 0 if result.best is not None or not result.records else 1

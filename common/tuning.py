@@ -329,7 +329,7 @@ class Search:
                            max_epochs=self.max_epochs, factor=self.factor)
         self._oracle = tuner.oracle
         if role != "worker" and not list(self.dir.glob("events.out.tfevents.*")):
-            write_hparams_config(self.dir, self.space, self.domain.objective)
+            write_hparams_config(self.dir, self.space, self.domain.objective, self.max_epochs)
         if self.announce:
             done = len(self.store.records())
             print(f"search directory: {self.dir} ({self.tuner_kind}, "

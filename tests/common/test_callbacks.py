@@ -71,9 +71,22 @@ def test_recorder_fills_a_schedules_rates_in_bulk_for_csv_and_tensorboard(tmp_pa
     events = EventAccumulator(str(tmp_path / "train"), size_guidance={"tensors": 0})
     events.Reload()
     logged = {e.step: float(tf.make_ndarray(e.tensor_proto))
-              for e in events.Tensors("batch_learning_rate")}
+              for e in events.Tensors("rate/batch_learning_rate")}
     assert sorted(logged) == list(range(6))
     assert [logged[s] for s in range(6)] == pytest.approx(expected, rel=1e-6)
+    # The same rates as powers of ten, for a linear axis across a sweep's decades.
+    log10 = {e.step: float(tf.make_ndarray(e.tensor_proto))
+             for e in events.Tensors("rate/log10_learning_rate")}
+    assert [log10[s] for s in range(6)] == pytest.approx([math.log10(r) for r in expected])
+    description = events.SummaryMetadata("rate/log10_learning_rate").summary_description
+    assert "log10" in description and "linear axis" in description
+    # Described once, in the first event: TensorBoard keeps a tag's first metadata, and a
+    # description in every event would triple the file.
+    described = [value.tag for file in (tmp_path / "train").glob("events.out.tfevents.*")
+                 for event in tf.compat.v1.train.summary_iterator(str(file))
+                 for value in event.summary.value if value.metadata.summary_description]
+    assert sorted(described) == sorted(["loss/batch_loss", "rate/batch_learning_rate",
+                                        "rate/log10_learning_rate"])
 
 
 def test_recorder_sees_a_plain_rate_lowered_between_epochs():
@@ -129,9 +142,19 @@ def test_training_dynamics_logs_update_ratios_and_gradient_norm(tmp_path):
     events = EventAccumulator(str(result.run_dir / "train"), size_guidance={"tensors": 0})
     events.Reload()
     tags = set(events.Tags()["tensors"])
-    assert {"update_ratio/global", "update_ratio/linear", "gradient_norm",
-            "batch_learning_rate", "batch_loss"} <= tags
-    ratios = [tf.make_ndarray(e.tensor_proto) for e in events.Tensors("update_ratio/global")]
+    # Each scalar of the suite is in a group (Keras writes epoch_* and its graph, "keras").
+    keras_tags = {"keras"} | {t for t in tags if t.startswith("epoch_")}
+    assert {t for t in tags if "/" not in t} <= keras_tags
+    assert {"dynamics/update_ratio/global", "dynamics/update_ratio/linear",
+            "dynamics/gradient_norm", "rate/batch_learning_rate", "rate/log10_learning_rate",
+            "loss/batch_loss"} <= tags
+    for tag in {t for t in tags if t.split("/")[0] in ("rate", "loss", "dynamics")}:
+        assert events.SummaryMetadata(tag).summary_description, tag
+    # A layer's ratio names its layer and says that it is one.
+    layer = events.SummaryMetadata("dynamics/update_ratio/linear").summary_description
+    assert "'linear'" in layer and "layer name" in layer
+    ratios = [tf.make_ndarray(e.tensor_proto)
+              for e in events.Tensors("dynamics/update_ratio/global")]
     assert len(ratios) == 2 and all(0 < float(r) < 1 for r in ratios)
 
 

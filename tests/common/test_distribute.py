@@ -95,7 +95,8 @@ def test_mirrored_sentiment_run_uses_two_replicas_and_reports_like_the_default(
     assert len(rows) == len(_step_rows(tmp_path / "sentiment" / "plain")) == 1 + plain["steps_run"]
     assert all(math.isfinite(float(row.split(",")[3])) for row in rows[1:])
     events = _event_bytes(mirrored_dir / "train")
-    assert b"batch_loss" in events and b"update_ratio/global" in events and b"gradient_norm" in events
+    assert b"loss/batch_loss" in events and b"dynamics/update_ratio/global" in events
+    assert b"dynamics/gradient_norm" in events
     assert mirrored["diagnosis"]["verdict"] in ("good", "too_low", "too_high")
     assert (mirrored_dir / "model.keras").exists()
 

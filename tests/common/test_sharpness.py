@@ -259,9 +259,10 @@ def test_run_training_writes_sharpness_csv_events_and_summary(tmp_path):
     events = EventAccumulator(str(result.run_dir / "train"), size_guidance={"tensors": 0})
     events.Reload()
     for tag in ("sharpness", "stability_threshold", "sharpness_over_threshold"):
-        assert [e.step for e in events.Tensors(tag)] == [2, 4, 6, 8, 10]
-        assert events.SummaryMetadata(tag).summary_description
-    logged = [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("sharpness")]
+        assert [e.step for e in events.Tensors(f"dynamics/{tag}")] == [2, 4, 6, 8, 10]
+        assert events.SummaryMetadata(f"dynamics/{tag}").summary_description
+    logged = [float(tf.make_ndarray(e.tensor_proto))
+              for e in events.Tensors("dynamics/sharpness")]
     assert logged == pytest.approx([float(r["sharpness"]) for r in rows], rel=1e-6)
 
 

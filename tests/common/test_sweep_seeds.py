@@ -77,3 +77,14 @@ def test_two_identical_configs_tie_and_the_report_names_no_winner(tmp_path):
     assert "The sgd entry is the grid's run at the best rate." in md
     row = next(r for r in _table(md, "schedule") if r[0] == "step")
     assert row[6].endswith("within noise")
+
+
+def test_the_sweep_writes_its_hparams_experiment(seeded):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    sweep, _, _ = seeded
+    events = EventAccumulator(str(sweep.dir), size_guidance={"tensors": 0})
+    events.Reload()
+    assert "_hparams_/experiment" in events.Tags()["tensors"]
+    sessions = list(sweep.dir.glob("*/seed-*/**/events.out.tfevents.*"))
+    assert sessions

@@ -4,6 +4,7 @@ HParams, cross-validate, and refuse bad input without touching a stored search."
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import json
@@ -89,10 +90,29 @@ def test_each_trial_is_a_normal_run_directory_and_the_table_is_written(random_se
         assert run_dir.parent == search_dir / "trials"
         assert {"config.json", "summary.json", "train"} <= {p.name for p in run_dir.iterdir()}
     table = (search_dir / "trials.txt").read_text().splitlines()
-    assert table[0].split() == ["trial", "rate", "optimizer", "schedule", "epochs", "score",
-                                "status", "time_s"]
+    header = table[0].split()
+    assert header[:8] == ["trial", "rate", "optimizer", "schedule", "epochs", "score",
+                          "status", "time_s"]
+    # Then every other column some trial sampled (a schedule's parameters here).
+    sampled = {k for r in random_search.records for k in r["hyperparameters"]} - {
+        "learning_rate", "optimizer", "schedule", "epochs"}
+    assert sampled and header[8:] == sorted(sampled)
     assert len(table) == 1 + 8 and any("diverged" in line for line in table)
-    assert (search_dir / "trials.csv").read_text().count("\n") == 9
+    with (search_dir / "trials.csv").open(newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 8 and list(rows[0]) == header
+    for row in rows:
+        record = next(r for r in random_search.records if r["trial"] == row["trial"])
+        for name in sampled:  # a value where the trial sampled it, "-" where not
+            assert (row[name] == "-") == (name not in record["hyperparameters"])
+
+
+def test_best_json_times_the_winning_trial_and_the_search_apart(random_search):
+    best = json.loads((random_search.search_dir / "best.json").read_text())
+    record = next(r for r in random_search.records if r["trial"] == best["trial"])
+    assert best["trial_time_s"] == round(record["wall_time_s"], 1)
+    total = sum(r["wall_time_s"] for r in random_search.records)
+    assert best["search_time_s"] == round(total, 1) > best["trial_time_s"]
 
 
 def test_schedule_parameters_appear_only_under_their_schedule(random_search):
@@ -178,6 +198,14 @@ def test_hparams_experiment_and_sessions_read_back_from_the_event_files(random_s
                      if v.tag == "_hparams_/experiment"]
     names = {info.name for info in experiment.hparam_infos}
     assert {"learning_rate", "schedule", "cosine/alpha", "epochs", "status"} <= names
+    infos = {info.name: info for info in experiment.hparam_infos}
+    # The epochs column spans what a trial can train (1 to --max-epochs), not 1..1e6.
+    epochs = infos["epochs"].domain_interval
+    assert (epochs.min_value, epochs.max_value) == (1, 3)
+    # TensorBoard lists the columns marked as differing first: the ones that matter.
+    leading = [info.name for info in experiment.hparam_infos if info.differs]
+    assert leading[:2] == ["learning_rate", "schedule"] and "cosine/alpha" not in leading
+    assert "blank" in infos["cosine/alpha"].description
     metrics = {(m.name.group, m.name.tag) for m in experiment.metric_infos}
     assert ("validation", "epoch_loss") in metrics and ("", "tuning/score") in metrics
 
@@ -191,6 +219,10 @@ def test_hparams_experiment_and_sessions_read_back_from_the_event_files(random_s
         record["hyperparameters"]["learning_rate"])
     assert start.hparams["status"].string_value == record["status"]
     assert start.group_name == f"trial_{record['trial']}"
+    # Another schedule's parameters are absent from this trial, not empty values.
+    sampled = {k for k in start.hparams if "/" in k}
+    assert sampled == {k for k in record["hyperparameters"] if "/" in k}
+    assert all(k.startswith(record["hyperparameters"]["schedule"] + "/") for k in sampled)
     assert any(v.tag == "tuning/score" for v in values)
     # The validation curve TensorBoard joins to the session is where the metric says.
     assert list((run_dir / "validation").glob("events.out.tfevents.*"))

@@ -124,7 +124,8 @@ def test_end_to_end_smoke_run_learns_and_writes_its_run_directory(tmp_path, sent
     assert summary["test_accuracy"] > 0.8  # the polar words carry the label
     config = json.loads((run_dir / "config.json").read_text())
     assert config["learning_rate"] == 0.01 and config["domain"] == "sentiment"
-    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate", "batch_learning_rate"} <= (
+    assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate",
+            "rate/batch_learning_rate"} <= (
         read_scalar_tags(run_dir / "train"))
     assert {"epoch_loss", "epoch_accuracy"} <= read_scalar_tags(run_dir / "validation")
     assert (run_dir / "model.keras").is_file() and (run_dir / "steps.csv").is_file()
