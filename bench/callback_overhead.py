@@ -3,7 +3,8 @@
 Same compiled model, same data, same batch size; the two variants alternate in one
 process, so machine noise hits both alike. Each round times two fits of N and 3N steps:
 their difference gives steps/s without the once-per-fit set-up, which is printed apart
-(seconds a run pays once). Prints steps/s of each and the ratio of their medians (1.0 = free). The callbacks are those every training run
+(seconds a run pays once). Prints steps/s of each and the ratio of their medians (1.0 = free).
+The callbacks are those every training run
 gets: the rate and batch-loss recorder, the divergence watch, TensorBoard and the
 update-ratio monitor (every `--monitor-every` steps).
 

@@ -396,7 +396,8 @@ class TrainingDynamics(keras.callbacks.Callback):
             before = self._before.get(name)
             if before is None:
                 continue
-            update = sum(float(np.sum((w.numpy() - b) ** 2)) for w, b in zip(weights, before, strict=True))
+            update = sum(float(np.sum((w.numpy() - b) ** 2))
+                         for w, b in zip(weights, before, strict=True))
             norm = sum(float(np.sum(b**2)) for b in before)
             total_update += update
             total_weight += norm

@@ -220,7 +220,8 @@ def cmd_sweep(argv: list[str]) -> int:
         try:
             rates = sorted(float(r) for r in namespace.rates.split(",") if r.strip())
         except ValueError:
-            raise UserError(f"--rates must be numbers joined by ','. Received: {namespace.rates!r}") from None
+            raise UserError("--rates must be numbers joined by ','. "
+                            f"Received: {namespace.rates!r}") from None
         if len(rates) < 2 or min(rates) <= 0:
             raise UserError(f"--rates needs at least 2 rates > 0. Received: {namespace.rates!r}")
     else:

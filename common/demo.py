@@ -1,7 +1,8 @@
 """`lrsuite demo` / `make demo`: a small sweep in every domain on generated data, offline.
 
 Each domain's `write_demo_data` (declared on its Domain) writes a small dataset in its own
-local format (described in the reports); each domain then runs a short sweep (range test, a grid of rates, two
+local format (described in the reports); each domain then runs a short sweep (range test, a grid of
+rates, two
 schedules) with its tiny preset, and one page gathers the results.
 """
 

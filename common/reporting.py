@@ -48,7 +48,9 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
-        return f"{value:.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+        if abs(value) < 1e-3 or abs(value) >= 1e4:
+            return f"{value:.{digits}g}"
+        return f"{value:.{digits}f}".rstrip("0").rstrip(".")
     return str(value)
 
 
@@ -359,8 +361,9 @@ class SweepReport:
                                    * (1 if self.direction == "max" else -1))
             text = (f"{best_label} is better than {baseline_label} beyond noise: "
                     f"{best.difference:+.4f} [{best.low:+.4f}, {best.high:+.4f}] over "
-                    f"{best.n} seeds" + (f"; also better: {', '.join(lb for lb, _ in better if lb != best_label)}"
-                                         if len(better) > 1 else "") + ".")
+                    f"{best.n} seeds")
+            others = [label for label, _ in better if label != best_label]
+            text += (f"; also better: {', '.join(others)}." if others else ".")
         if worse:
             text += f" Worse beyond noise: {', '.join(worse)}."
         return text
@@ -499,8 +502,8 @@ def write_overview(output: Path) -> tuple[Path, Path] | None:
                 f"{good[0][2]} seeds)") if good else "-"
         rows.append([report.state["domain"], report.state.get("data", "?"), band, _fmt(best),
                      _fmt(report.state.get("range_test", {}).get("suggestion")),
-                     f"{report.objective} "
-                     f"{_mean_sd(list(report._values(report._best_point(), report.objective).values()))}",
+                     f"{report.objective} " + _mean_sd(list(report._values(
+                         report._best_point(), report.objective).values())),
                      str(sweep_dir)])
         blocks += [Block("h2", report.state["domain"]),
                    Block("image", report.u_curve(), f"{report.state['domain']}: final "

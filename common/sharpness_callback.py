@@ -87,7 +87,7 @@ class SharpnessProbe(keras.callbacks.Callback):
             return
         self.rule = reading["rule"]
         self.preconditioned = reading["preconditioned"]
-        record = {"step": self._step, "epoch": self._epoch,
+        record = {"step": self._step, "epoch": self._epoch + 1,  # from 1, as steps.csv and history
                   **{k: reading[k] for k in SHARPNESS_FIELDS[2:]},
                   "iterations": reading["iterations"]}
         self.records.append(record)

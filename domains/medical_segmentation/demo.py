@@ -23,6 +23,7 @@ def write_demo_data(folder: Path, seed: int = 0) -> Path:
                 cy, cx, r = rng.integers(8, 40), rng.integers(8, 40), rng.integers(3, 8)
                 mask |= (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
             image = rng.normal(70, 25, size=(48, 48)) + 110 * mask
-            Image.fromarray(np.clip(image, 0, 255).astype("uint8")).save(folder / split / "images" / f"{i:03d}.png")
+            Image.fromarray(np.clip(image, 0, 255).astype("uint8")).save(
+                folder / split / "images" / f"{i:03d}.png")
             Image.fromarray((mask * 255).astype("uint8")).save(folder / split / "masks" / f"{i:03d}.png")
     return folder

@@ -19,7 +19,8 @@ def write_demo_data(folder: Path, seed: int = 0) -> Path:
         lines = ["text\tlabel"]
         for i in range(count):
             label = i % 2
-            words = list(rng.choice(FILLER, size=6)) + list(rng.choice(POSITIVE if label else NEGATIVE, size=2))
+            polar = POSITIVE if label else NEGATIVE
+            words = list(rng.choice(FILLER, size=6)) + list(rng.choice(polar, size=2))
             rng.shuffle(words)
             lines.append(f"{' '.join(words)}\t{label}")
         (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -241,7 +241,7 @@ def test_run_training_writes_sharpness_csv_events_and_summary(tmp_path):
     rows = read_rows(result.run_dir / "sharpness.csv")
     assert tuple(rows[0]) == SHARPNESS_FIELDS
     assert [int(r["step"]) for r in rows] == [2, 4, 6, 8, 10]  # Adam: none at step 0
-    assert [int(r["epoch"]) for r in rows] == [0, 0, 1, 1, 1]
+    assert [int(r["epoch"]) for r in rows] == [1, 1, 2, 2, 2]
     # The rate is the step's own (the cosine schedule's), as steps.csv records it.
     rates = {int(r["step"]): float(r["learning_rate"])
              for r in read_rows(result.run_dir / "steps.csv")}

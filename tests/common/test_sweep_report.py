@@ -80,7 +80,8 @@ def test_the_report_holds_every_section_and_image(finished_sweep):
     for section in ("U-curve", "Loss curves per rate", "comparison table, measured",
                     "Schedules at the best rate", "Optimizers at the best rate"):
         assert section in joined, section
-    assert len(parser.images) == 4 and all(src.startswith("data:image/png;base64,") for src in parser.images)
+    assert len(parser.images) == 4
+    assert all(src.startswith("data:image/png;base64,") for src in parser.images)
     for src in parser.images:  # embedded, real PNGs
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert parser.tables == 4

@@ -17,7 +17,8 @@ domain also has one in-process CLI test of the one-line error), so not repeated 
   (label 'neg' in a TSV);
 - empty split: test_sentiment.py (empty file; header without rows), test_image_classification_data.py
   [empty_class_folder], test_translation_data.py::test_empty_split_names_the_file;
-- misaligned parallel text: test_translation_data.py::test_different_line_counts_name_the_longer_file_and_line
+- misaligned parallel text:
+  test_translation_data.py::test_different_line_counts_name_the_longer_file_and_line
   and ::test_cli_prints_one_line_and_exits_2_on_bad_data;
 - non-UTF-8: test_sentiment.py (TSV), test_translation_data.py (a TSV of pairs, and
   check_parallel_files alone).
