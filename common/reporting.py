@@ -72,7 +72,7 @@ def _mean_sd(values: list[float], digits: int = 4) -> str:
         return "-"
     if spread_.n == 1:
         return f"{_fmt(spread_.mean, digits)} (1 seed)"
-    return (f"{_fmt(spread_.mean, digits)} ± {_fmt(spread_.sd, 2)} "
+    return (f"{_fmt(spread_.mean, digits)} ± {spread_.sd:.2g} "
             f"[{_fmt(spread_.low, digits)}, {_fmt(spread_.high, digits)}]")
 
 
