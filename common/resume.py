@@ -81,7 +81,7 @@ class ResumableBackup(keras.callbacks.BackupAndRestore):
             if self.model.optimizer is not None and not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
             self.model.load_weights(str(model_file))
-            self.model._initial_epoch = completed_epochs(self._dir)
+            self.model._initial_epoch = completed_epochs(self._dir)  # as Keras's own does
         else:
             super()._load_model()
         epoch = completed_epochs(self._dir)
