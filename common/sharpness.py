@@ -158,6 +158,9 @@ def _tf_power_iteration(model, loss_fn: Callable, preconditioned: bool):
 
     weights = model.trainable_weights
     frozen = model.non_trainable_variables  # incl. dropout seed states
+    # Called as it is, not rewritten by AutoGraph: a nested loss function given here was
+    # once resolved to another function of the same name (a flaky TypeError in the suite).
+    loss_fn = tf.autograph.experimental.do_not_convert(loss_fn)
 
     def dense(tensor, like):
         if tensor is None:

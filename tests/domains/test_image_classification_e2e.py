@@ -47,7 +47,11 @@ def test_cli_train_smoke_loss_falls_and_writes_report(tmp_path):
 
 
 def test_cli_bad_folder_is_one_line_and_exit_2(tmp_path, capsys):
-    (tmp_path / "images" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "images" / "train" / "cat").mkdir(parents=True)  # empty, beside a real class
+    (tmp_path / "images" / "train" / "dog").mkdir(parents=True)
+    from PIL import Image
+
+    Image.new("RGB", (6, 7), (9, 9, 9)).save(tmp_path / "images" / "train" / "dog" / "0.png")
     code = main(TRAIN + ["--output", str(tmp_path / "runs"), "--data", str(tmp_path / "images")])
     assert code == 2
     error = capsys.readouterr().err.strip()
