@@ -88,26 +88,49 @@ def cmd_train(argv: list[str]) -> int:
     parser.add_argument("--from-best", default=None, metavar="SEARCH_DIR",
                         help="start from the winner of a finished 'lrsuite tune' search "
                              "(its values and budget; flags given here go on top)")
+    parser.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
+                        help="train once per seed (runs <name>-seed-<s>) and print the "
+                             "objective's mean, sd and range over them (a count from --seed "
+                             "on, or seeds joined by ','; default: --seed alone)")
     known, _ = parser.parse_known_args(rest)
     base = None
     if known.from_best:
         from common.tuning import config_overrides_from_best
 
         base = config_overrides_from_best(known.from_best)
-    _, cfg = build_config(domain, parser, rest, base=base)
+    namespace, cfg = build_config(domain, parser, rest, base=base)
+    from common.evidence import parse_seeds, spread
     from common.lr_finder import resolve_learning_rate
+    from common.runs import default_run_name
 
-    # Loaded here only for a range test to share with the run; a resume is checked first.
-    needs_range_test = cfg.learning_rate == "auto" and not cfg.resume
-    bundle = domain.load_data(cfg) if needs_range_test else None
-    requested = cfg.learning_rate
-    cfg, range_test, run_dir = resolve_learning_rate(domain, cfg, bundle=bundle)
-    result = run_training(domain, cfg, bundle=bundle, run_dir=run_dir, range_test=range_test,
-                          requested_learning_rate=requested)
-    print_view_hint(result.run_dir)
-    status = result.summary["status"]
-    if status == "interrupted":
-        return 130
+    try:
+        seeds = parse_seeds(namespace.seeds, cfg.seed)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    if len(seeds) > 1 and not cfg.run_name:
+        cfg = cfg.replace(run_name=default_run_name(cfg.optimizer, cfg.schedule,
+                                                    cfg.learning_rate))
+    values, status = [], "completed"
+    for seed in seeds:
+        seed_cfg = cfg if len(seeds) == 1 else cfg.replace(
+            seed=seed, run_name=f"{cfg.run_name}-seed-{seed}")
+        # Loaded here only for a range test to share with the run; a resume is checked first.
+        needs_range_test = seed_cfg.learning_rate == "auto" and not seed_cfg.resume
+        bundle = domain.load_data(seed_cfg) if needs_range_test else None
+        requested = seed_cfg.learning_rate
+        seed_cfg, range_test, run_dir = resolve_learning_rate(domain, seed_cfg, bundle=bundle)
+        result = run_training(domain, seed_cfg, bundle=bundle, run_dir=run_dir,
+                              range_test=range_test, requested_learning_rate=requested)
+        print_view_hint(result.run_dir)
+        values.append(result.summary.get(domain.objective))
+        status = result.summary["status"]
+        if status == "interrupted":
+            return 130
+    if len(seeds) > 1:
+        over = spread([v for v in values if isinstance(v, (int, float))])
+        shown = (f"{over.mean:.4f} ± {over.sd:.2g} [{over.low:.4f}, {over.high:.4f}], n={over.n}"
+                 if over and over.sd is not None else "too few finished runs to judge")
+        print(f"{domain.objective} over seeds {', '.join(map(str, seeds))}: {shown}")
     return 0
 
 

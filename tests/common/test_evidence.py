@@ -63,3 +63,18 @@ def test_parse_seeds():
     for bad in ("0", "x", "1,1", "-2"):
         with pytest.raises(ValueError, match="--seeds"):
             parse_seeds(bad, 42)
+
+
+def test_train_with_seeds_runs_each_seed_and_prints_the_spread(tmp_path, capsys,
+                                                                sentiment_folder):
+    from common.cli import main
+
+    code = main(["train", "sentiment", "--smoke", "--data", str(sentiment_folder), "--output",
+                 str(tmp_path / "runs"), "--run-name", "s", "--seeds", "2", "--seed", "5",
+                 "--verbose", "0"])
+    out = capsys.readouterr().out
+    assert code == 0
+    runs = tmp_path / "runs" / "sentiment"
+    assert sorted(p.name for p in runs.iterdir()) == ["s-seed-5", "s-seed-6"]
+    line = next(x for x in out.splitlines() if x.startswith("val_accuracy over seeds 5, 6:"))
+    assert "±" in line and "n=2" in line
