@@ -48,7 +48,12 @@ STILL_IMPROVING_GAIN = 0.005  # the last epoch beat the best before it by 0.5% o
 # Sharpness against the rate's stability threshold (2/lr, 38/lr for Adam; common.sharpness).
 # At the edge of stability it hovers at the threshold, so only a clear excess counts.
 SHARPNESS_OVER_FACTOR = 1.2  # the sharpness 20% or more over its threshold ...
-SHARPNESS_OVER_SHARE = 0.3  # ... at 30% or more of the probed steps: it cannot stay under
+SHARPNESS_OVER_SHARE = 0.3  # ... at 30% or more of the probed steps ...
+# ... and still over it at the end: the median ratio of the last third of the readings. A
+# good rate may overshoot the threshold and fall back to hover at it (the edge of stability,
+# measured on rt_polarity with Adam at 1e-3: 10x mid-run, 1.0x at the end); only a rate
+# whose sharpness cannot come back under is too high.
+SHARPNESS_SETTLED_TAIL = 1 / 3
 SHARPNESS_UNDER_FACTOR = 1e-2  # median sharpness two orders of magnitude under it ...
 SHARPNESS_SLOW_DROP = 0.5  # ... while the loss fell by less than half: room to go faster
 
@@ -212,27 +217,32 @@ def sign_change_fraction(values: Sequence[float]) -> float:
 
 def sharpness_figures(records: Sequence[dict[str, float]] | None) -> dict[str, float] | None:
     """From the probe's readings (dicts with "sharpness" and "threshold"): the share of
-    readings over SHARPNESS_OVER_FACTOR x the threshold, the median and the largest
-    sharpness/threshold ratio. None without readings that have a threshold."""
+    readings over SHARPNESS_OVER_FACTOR x the threshold, the median ratio of the last third
+    (`settled_ratio`), the median and the largest sharpness/threshold ratio. None without
+    readings that have a threshold."""
     ratios = [float(r["sharpness"]) / float(r["threshold"]) for r in records or ()
               if math.isfinite(float(r["threshold"])) and float(r["threshold"]) > 0
               and math.isfinite(float(r["sharpness"]))]
     if not ratios:
         return None
     over = [r for r in ratios if r >= SHARPNESS_OVER_FACTOR]
+    tail = ratios[-max(1, round(len(ratios) * SHARPNESS_SETTLED_TAIL)):]
     return {"readings": len(ratios), "share_over": len(over) / len(ratios),
+            "settled_ratio": float(np.median(tail)),
             "median_ratio": float(np.median(ratios)), "max_ratio": max(ratios),
             "median_ratio_over": float(np.median(over)) if over else None}
 
 
 def sharpness_over_evidence(figures: dict[str, float] | None) -> str:
-    """Evidence for too_high: the sharpness well over its threshold at many probed steps."""
-    if figures is None or figures["share_over"] < SHARPNESS_OVER_SHARE:
+    """Evidence for too_high: the sharpness well over its threshold at many probed steps
+    and still over it at the end of the run."""
+    if figures is None or figures["share_over"] < SHARPNESS_OVER_SHARE \
+            or figures["settled_ratio"] < SHARPNESS_OVER_FACTOR:
         return ""
     return (f"sharpness {figures['median_ratio_over']:.2g}x over its stability threshold "
-            f"for {figures['share_over']:.0%} of probed steps (limits: "
-            f"{SHARPNESS_OVER_FACTOR:g}x at {SHARPNESS_OVER_SHARE:.0%}): steps too large "
-            "for the curvature")
+            f"for {figures['share_over']:.0%} of probed steps and {figures['settled_ratio']:.2g}x "
+            f"at the end (limits: {SHARPNESS_OVER_FACTOR:g}x at {SHARPNESS_OVER_SHARE:.0%}, "
+            "still over in the last third): steps too large for the curvature")
 
 
 def sharpness_under_evidence(figures: dict[str, float] | None, drop: float) -> str:
@@ -299,6 +309,7 @@ def diagnose(
             "oscillation_sign_changes": OSCILLATION_SIGN_CHANGES,
             "sharpness_over_factor": SHARPNESS_OVER_FACTOR,
             "sharpness_over_share": SHARPNESS_OVER_SHARE,
+            "sharpness_settled_tail": SHARPNESS_SETTLED_TAIL,
             "sharpness_under_factor": SHARPNESS_UNDER_FACTOR,
             "sharpness_slow_drop": SHARPNESS_SLOW_DROP,
         },
