@@ -123,7 +123,7 @@ def _values(runs: dict[int, dict[str, Any]], key: str) -> dict[int, float]:
 
 
 def compare_arms(domain: Domain, runs: dict[str, dict[int, dict[str, Any]]],
-                 seeds: list[int], epochs: int) -> dict[str, Any]:
+                 seeds: list[int], epochs: int, early_stopping: int = 0) -> dict[str, Any]:
     """confirm.json's content: per arm and metric the spread, and winner - default."""
     metrics = [domain.objective]
     test_metric = test_metric_name(domain.objective)
@@ -131,7 +131,7 @@ def compare_arms(domain: Domain, runs: dict[str, dict[int, dict[str, Any]]],
         metrics.append(test_metric)
     result: dict[str, Any] = {
         "objective": domain.objective, "direction": domain.direction, "seeds": seeds,
-        "epochs": epochs, "method": METHOD, "metrics": {},
+        "epochs": epochs, "early_stopping": early_stopping, "method": METHOD, "metrics": {},
         "arms": {arm: {"run_dirs": [runs[arm][s]["run_dir"] for s in seeds],
                        "statuses": [runs[arm][s]["status"] for s in seeds]} for arm in ARMS},
     }
@@ -178,6 +178,9 @@ def write_confirmation(search_dir: Path, result: dict[str, Any]) -> Path:
     """confirm.json, confirm.md, confirm.html and best.json's `confirmation`; returns the .md."""
     write_json(search_dir / "confirm.json", result)
     better = "lower" if result["direction"] == "min" else "higher"
+    patience = result.get("early_stopping")
+    stopping = (f"early stopping after {patience} epochs without progress (the config's)"
+                if patience else "no early stopping (the config's)")
     rows = [["metric", "winner: mean ± sd [min, max], n", "default: mean ± sd [min, max], n",
              "winner - default [95% interval], n: verdict"]]
     for metric, entry in result["metrics"].items():
@@ -186,8 +189,8 @@ def write_confirmation(search_dir: Path, result: dict[str, Any]) -> Path:
     blocks = [
         Block("h1", "Does the search's winner beat the default beyond seed noise?"),
         Block("text", f"Both arms trained {result['epochs']} epochs (the search's longest "
-                      f"budget) on seeds {', '.join(map(str, result['seeds']))}, with the "
-                      f"config's early stopping; {result['objective']}: {better} is better. "
+                      f"budget) on seeds {', '.join(map(str, result['seeds']))}, "
+                      f"{stopping}; {result['objective']}: {better} is better. "
                       f"Runs: confirm/winner/seed-<s>, confirm/default/seed-<s>."),
         Block("table", rows),
         Block("text", f"Method: {result['method']}. Verdicts: better / worse when the whole "
@@ -217,7 +220,8 @@ def confirm_search(domain: Domain, search_dir: Path, count: int, *,
         print(f"confirming: winner and default on {count} seeds each "
               f"({configs['default'].epochs} epochs)", flush=True)
     runs, reused = run_arms(domain, search_dir, seeds)
-    result = compare_arms(domain, runs, seeds, configs["default"].epochs)
+    result = compare_arms(domain, runs, seeds, configs["default"].epochs,
+                          configs["default"].early_stopping)
     result["reused_runs"] = reused
     md = write_confirmation(search_dir, result)
     if announce:
