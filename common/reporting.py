@@ -473,8 +473,66 @@ def write_sweep_report(sweep_dir: Path) -> tuple[Path, Path]:
     return md, page
 
 
+def _rate_verdicts(report: SweepReport) -> list[tuple[float, list[str]]]:
+    """Each swept rate with its seeds' verdicts, by rate."""
+    return [(rate, [s.get("diagnosis", {}).get("verdict", "?") for s in runs.values()])
+            for rate, runs in report.rate_points()]
+
+
+def good_band_cells(report: SweepReport) -> tuple[str, str]:
+    """(the rates judged good by majority over seeds, with counts; the uncertain edges:
+    rates where the seeds split on `good`)."""
+    good, uncertain = [], []
+    for rate, verdicts in _rate_verdicts(report):
+        verdict, count, total = majority(verdicts)
+        goods = verdicts.count("good")
+        if verdict == "good":
+            good.append(f"{_fmt(rate)} ({count}/{total})")
+        if 0 < goods < total:
+            other = verdict if verdict != "good" else majority(
+                [v for v in verdicts if v != "good"])[0]
+            uncertain.append(f"{_fmt(rate)}: good {goods}/{total}, {verdict_words(other)} "
+                             f"{total - goods}/{total}")
+    seeds = len(report.seeds)
+    edges = "; ".join(uncertain) if uncertain else (
+        "one seed: no spread" if seeds < 2 else f"none: all {seeds} seeds agree")
+    return (", ".join(good) or "none"), edges
+
+
+def per_seed_best_rates(report: SweepReport) -> dict[int, float]:
+    """{seed: the rate with that seed's best objective}, over completed rate runs."""
+    best: dict[int, tuple[float, float]] = {}
+    sign = 1.0 if report.direction == "max" else -1.0
+    for rate, runs in report.rate_points():
+        for seed, value in report._values(runs, report.objective).items():
+            if seed not in best or sign * value > sign * best[seed][1]:
+                best[seed] = (rate, value)
+    return {seed: rate for seed, (rate, _) in sorted(best.items())}
+
+
+def best_rate_cell(report: SweepReport) -> str:
+    best = _fmt(report.state.get("best_rate"))
+    per_seed = per_seed_best_rates(report)
+    if len(report.seeds) < 2 or len(per_seed) < 2:
+        return f"{best} (one seed: no spread)"
+    rates = sorted(per_seed.values())
+    moved = "same on every seed" if rates[0] == rates[-1] else (
+        f"per seed {_fmt(rates[0])} to {_fmt(rates[-1])}")
+    return f"{best} ({moved}, n={len(per_seed)})"
+
+
+OVERVIEW_COLUMNS = (
+    "Columns: good rates: the rates whose majority verdict over seeds is good, with the count "
+    "(good 2/3: two of three seeds); uncertain edges: rates where the seeds split on good, "
+    "so the band's edge there is not settled; best rate: the rate with the best mean "
+    "objective, and how far each seed's own best rate moved. The second table gives the "
+    "objective at the best rate (mean ± sd [min, max] over seeds) and the range test's "
+    "suggestion.")
+
+
 def write_overview(output: Path) -> tuple[Path, Path] | None:
-    """`make report`: the latest sweep of each domain on one page."""
+    """`make report`: the latest sweep of each domain on one page: its good band with the
+    band's uncertainty over seeds, then each domain's U-curve."""
     latest = []
     for domain_dir in sorted(p for p in output.iterdir() if p.is_dir()) if output.exists() else []:
         sweeps = [p for p in (domain_dir / "sweeps").glob("*") if (p / "sweep.json").exists()
@@ -483,32 +541,27 @@ def write_overview(output: Path) -> tuple[Path, Path] | None:
             latest.append(max(sweeps, key=lambda p: (p / "sweep.json").stat().st_mtime))
     if not latest:
         return None
-    blocks = [Block("h1", "Learning-rate sweeps across domains"),
-              Block("text", "The latest finished sweep of each domain: where the good band of "
-                            "constant rates lies, and how far the range test was from the best rate.")]
-    rows = [["domain", "data", "good rates (majority verdict)", "best rate", "range test",
-             "objective at the best rate, mean ± sd [min, max]", "sweep"]]
+    band_rows = [["domain", "good rates (majority)", "uncertain edges", "best rate", "seeds"]]
+    detail_rows = [["domain", "objective at the best rate", "range test"]]
+    figures = []
     for sweep_dir in latest:
         report = SweepReport(sweep_dir)
-        good = []
-        for rate, runs in report.rate_points():
-            verdict, count, total = majority([s.get("diagnosis", {}).get("verdict", "?")
-                                              for s in runs.values()])
-            if verdict == "good":
-                good.append((rate, count, total))
-        best = report.state.get("best_rate")
-        band = (f"{good[0][0]:.2g} to {good[-1][0]:.2g} (good on "
-                f"{min(c for _, c, _ in good)}-{max(c for _, c, _ in good)} of "
-                f"{good[0][2]} seeds)") if good else "-"
-        rows.append([report.state["domain"], report.state.get("data", "?"), band, _fmt(best),
-                     _fmt(report.state.get("range_test", {}).get("suggestion")),
-                     f"{report.objective} " + _mean_sd(list(report._values(
-                         report._best_point(), report.objective).values())),
-                     str(sweep_dir)])
-        blocks += [Block("h2", report.state["domain"]),
-                   Block("image", report.u_curve(), f"{report.state['domain']}: final "
-                         f"{report.objective} against rate, mean and band over seeds.")]
-    blocks.insert(2, Block("table", rows))
+        domain = report.state["domain"]
+        good, edges = good_band_cells(report)
+        band_rows.append([domain, good, edges, best_rate_cell(report), str(len(report.seeds))])
+        detail_rows.append([domain, f"{report.objective} " + _mean_sd(list(report._values(
+            report._best_point(), report.objective).values())),
+            _fmt(report.state.get("range_test", {}).get("suggestion"))])
+        figures += [Block("h2", domain),
+                    Block("text", f"Data: {report.state.get('data', '?')}. Sweep: {sweep_dir}."),
+                    Block("image", report.u_curve(), f"{domain}: final {report.objective} "
+                          "against rate, mean and band over seeds.")]
+    blocks = [Block("h1", "Learning-rate sweeps across domains"),
+              Block("text", "The latest finished sweep of each domain: where the good band of "
+                            "constant rates lies, how sure the seeds are of it, and how far the "
+                            "range test was from the best rate."),
+              Block("text", OVERVIEW_COLUMNS),
+              Block("table", band_rows), Block("table", detail_rows), *figures]
     md = output / "report.md"
     md.write_text(render_markdown(blocks, output), encoding="utf-8")
     page = output / "report.html"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from common import confirm_seeds
 from common.cli_domain import (
     build_config,
     domain_parser,
@@ -61,6 +62,9 @@ def cmd_tune(argv: list[str]) -> int:
     group.add_argument("--lr-range-test", action="store_true",
                        help="search the rate from a tenth to ten times the LR range test's "
                        "suggestion (run once, kept in the search folder)")
+    group.add_argument("--confirm-seeds", type=confirm_seeds.seed_count, default=0, metavar="K",
+                       help="after the search, retrain the winner and the default config on "
+                       "K seeds each and write confirm.md (K >= 2; default 0: off)")
     namespace = parser.parse_args(rest)
     if namespace.tuner not in TUNERS:
         raise UserError(f"unknown tuner {namespace.tuner!r}. Expected one of: "
@@ -75,5 +79,6 @@ def cmd_tune(argv: list[str]) -> int:
         max_trials=max_trials, max_epochs=namespace.max_epochs, folds=namespace.folds,
         space=read_space_file(namespace.space), smoke=namespace.smoke,
         factor=namespace.factor, lr_range_test=namespace.lr_range_test)
+    confirm_seeds.confirm_after_search(domain, namespace.confirm_seeds, result)
     print_view_hint(result.search_dir)  # the HParams tab compares the trials
     return 0 if result.best is not None or not result.records else 1
