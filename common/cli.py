@@ -230,6 +230,10 @@ def cmd_sweep(argv: list[str]) -> int:
     extra.add_argument("--keep-early-stopping", action="store_true",
                        help="keep the domain's early stopping in the sweep's runs (off by "
                             "default: a schedule is compared over its whole horizon)")
+    extra.add_argument("--batch-sizes", default=None, metavar="B1,B2,...",
+                       help="run the rate grid at each batch size (same epochs, so fewer steps "
+                            "at larger batches) and fit the best rate against the batch size; "
+                            "schedules and optimizers are not compared then")
     namespace, cfg = build_config(domain, parser, rest)
     from common.evidence import parse_seeds
 
@@ -258,9 +262,18 @@ def cmd_sweep(argv: list[str]) -> int:
             cfg.replace(optimizer=optimizer)
     except ValueError as error:
         raise UserError(str(error)) from None
+    from common.batch_scaling import parse_batch_sizes, run_batch_size_sweep
+
+    batch_sizes = None if namespace.batch_sizes is None else parse_batch_sizes(namespace.batch_sizes)
     sweep_name = namespace.name or time.strftime("%Y%m%d-%H%M%S")
     sweep_dir = Path(cfg.output) / domain.name / "sweeps" / sweep_name
     print(f"sweep directory: {sweep_dir}", flush=True)
+    if batch_sizes is not None:
+        md = run_batch_size_sweep(
+            domain, cfg.replace(verbose=0, seed=seeds[0]), sweep_dir, batch_sizes=batch_sizes,
+            rates=rates, seeds=seeds, range_test_steps=namespace.range_test_steps)
+        print(f"report: {md}\n        {md.with_suffix('.html')}")
+        return 0
     Sweep(domain, cfg.replace(verbose=0, seed=seeds[0]), sweep_dir, rates=rates,
           schedules=schedules, optimizers=optimizers, seeds=seeds,
           range_test_steps=namespace.range_test_steps).run()
