@@ -61,6 +61,9 @@ def cmd_tune(argv: list[str]) -> int:
     group.add_argument("--lr-range-test", action="store_true",
                        help="search the rate from a tenth to ten times the LR range test's "
                        "suggestion (run once, kept in the search folder)")
+    group.add_argument("--prune", default=None, choices=("median", "asha"),
+                       help="stop weak trials early (random, grid, bayesian): median of the "
+                       "trials at the same epoch, or ASHA rungs keeping the top 1/factor")
     namespace = parser.parse_args(rest)
     if namespace.tuner not in TUNERS:
         raise UserError(f"unknown tuner {namespace.tuner!r}. Expected one of: "
@@ -74,6 +77,7 @@ def cmd_tune(argv: list[str]) -> int:
         domain, fixed=fixed, tuner=namespace.tuner, name=namespace.name,
         max_trials=max_trials, max_epochs=namespace.max_epochs, folds=namespace.folds,
         space=read_space_file(namespace.space), smoke=namespace.smoke,
-        factor=namespace.factor, lr_range_test=namespace.lr_range_test)
+        factor=namespace.factor, lr_range_test=namespace.lr_range_test,
+        prune=namespace.prune)
     print_view_hint(result.search_dir)  # the HParams tab compares the trials
     return 0 if result.best is not None or not result.records else 1

@@ -73,3 +73,17 @@ def test_asha_rungs_and_top_fraction():
 def test_unknown_rule_is_a_user_error():
     with pytest.raises(UserError, match="--prune 'mean'"):
         PruningCallback(None, "0", "val_loss", "min", rule="mean")
+
+
+def test_search_with_median_pruning_marks_the_planted_bad_trial_pruned(tmp_path):
+    from common.tuning import run_search
+    from tests.toy_domain import TOY
+
+    fast = {"monitor_every": 0, "log_lr_every": 0, "steps_per_epoch": 8}
+    space = {"learning_rate": {"values": [0.1, 0.05, 1e-9]}, "schedule": {"values": ["constant"]}}
+    result = run_search(TOY, fixed={"output": str(tmp_path), **fast}, tuner="grid",
+                        max_trials=3, max_epochs=3, space=space, announce=False, prune="median")
+    by_rate = {r["hyperparameters"]["learning_rate"]: r for r in result.records}
+    assert by_rate[1e-9]["status"] == "pruned" and by_rate[1e-9]["pruned_epoch"] == 1
+    assert by_rate[1e-9]["epochs_run"] == 1 and by_rate[1e-9]["wall_time_s"] > 0
+    assert by_rate[0.1]["status"] == "completed" and by_rate[0.1]["epochs_run"] == 3
