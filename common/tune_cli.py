@@ -65,6 +65,9 @@ def cmd_tune(argv: list[str]) -> int:
     group.add_argument("--confirm-seeds", type=confirm_seeds.seed_count, default=0, metavar="K",
                        help="after the search, retrain the winner and the default config on "
                        "K seeds each and write confirm.md (K >= 2; default 0: off)")
+    group.add_argument("--prune", default=None, choices=("median", "asha"),
+                       help="stop weak trials early (random, grid, bayesian): median of the "
+                       "trials at the same epoch, or ASHA rungs keeping the top 1/factor")
     namespace = parser.parse_args(rest)
     if namespace.tuner not in TUNERS:
         raise UserError(f"unknown tuner {namespace.tuner!r}. Expected one of: "
@@ -78,7 +81,8 @@ def cmd_tune(argv: list[str]) -> int:
         domain, fixed=fixed, tuner=namespace.tuner, name=namespace.name,
         max_trials=max_trials, max_epochs=namespace.max_epochs, folds=namespace.folds,
         space=read_space_file(namespace.space), smoke=namespace.smoke,
-        factor=namespace.factor, lr_range_test=namespace.lr_range_test)
+        factor=namespace.factor, lr_range_test=namespace.lr_range_test,
+        prune=namespace.prune)
     confirm_seeds.confirm_after_search(domain, namespace.confirm_seeds, result)
     print_view_hint(result.search_dir)  # the HParams tab compares the trials
     return 0 if result.best is not None or not result.records else 1

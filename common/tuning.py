@@ -39,6 +39,7 @@ import keras_tuner
 from common.domain import Domain
 from common.errors import UserError
 from common.folds import check_foldable, fold_bundles
+from common.pruning import PruningCallback, check_rule
 from common.resumable import run_or_resume
 from common.runs import read_json, write_json
 from common.search_hparams import write_hparams_config, write_trial_hparams
@@ -110,7 +111,8 @@ class Search:
                  tuner: str = "random", name: str | None = None,
                  max_trials: int | None = 10, max_epochs: int | None = None,
                  folds: int = 1, space: dict | None = None, smoke: bool = False,
-                 factor: int = 3, lr_range_test: bool = False, announce: bool = True):
+                 factor: int = 3, lr_range_test: bool = False, announce: bool = True,
+                 prune: str | None = None):
         if tuner not in TUNERS:
             raise UserError(f"unknown tuner {tuner!r}. Expected one of: {', '.join(TUNERS)}")
         if max_trials is not None and max_trials < 1:
@@ -119,6 +121,13 @@ class Search:
             raise UserError(f"--folds must be >= 1. Received: {folds}")
         if factor < 2:
             raise UserError(f"--factor must be >= 2. Received: {factor}")
+        if prune is not None:
+            check_rule(prune)
+            if tuner == "hyperband" or folds > 1:
+                raise UserError(f"--prune {prune} works with random, grid and bayesian searches "
+                                "without --folds; drop --prune or choose another --tuner")
+        self.prune = prune
+        self._pruner = None  # the last trial's pruning callback
         self.domain = domain
         self.fixed = dict(fixed or {})
         self.fixed.setdefault("verbose", 0)
@@ -246,9 +255,17 @@ class Search:
 
     def _run_one(self, cfg, run_name: str, fold: int | None) -> dict[str, Any]:
         wanted = cfg.to_dict()
+        training = {}
+        self._pruner = None
+        if self.prune is not None and self._oracle is not None:
+            self._pruner = PruningCallback(
+                self._oracle, run_name.removeprefix("trial_"), self.domain.objective,
+                self.domain.direction, rule=self.prune, max_epochs=cfg.epochs)
+            training["extra_callbacks"] = [self._pruner]
         summary, _ = run_or_resume(self.domain, cfg, self.dir / "trials", run_name,
                                    bundle=self._bundle(cfg, fold),
-                                   same_config=lambda stored: _same_config(stored, wanted))
+                                   same_config=lambda stored: _same_config(stored, wanted),
+                                   **training)
         if summary["status"] == "interrupted":
             raise KeyboardInterrupt
         return summary
@@ -303,9 +320,14 @@ class Search:
         if len(curves) > 1:
             record["fold_scores"] = [c[best_epoch] for c in curves]
             record["score_std"] = statistics.stdev(record["fold_scores"])
-        self.store.finish(record, "completed", score, started, oracle=self._oracle)
+        status = "completed"
+        if self._pruner is not None and self._pruner.pruned_epoch is not None:
+            status = "pruned"
+            record["pruned_epoch"] = self._pruner.pruned_epoch
+        record["epochs_run"] = len(mean_curve)
+        self.store.finish(record, status, score, started, oracle=self._oracle)
         for s, curve in zip(summaries, curves, strict=True):
-            write_trial_hparams(Path(s["run_dir"]), {**shown, "status": "completed"},
+            write_trial_hparams(Path(s["run_dir"]), {**shown, "status": status},
                                 f"trial_{trial_id}", curve[best_epoch])
         # Keras Tuner reads the per-epoch values from a History and keeps the best epoch.
         history = keras.callbacks.History()
