@@ -130,6 +130,23 @@ class SweepReport:
         """Every rate run of every seed, by rate."""
         return [s for _, runs in self.rate_points() for s in runs.values()]
 
+    def sharpness_blocks(self) -> list[Block]:
+        """The probe's readings per rate (first seed), when the probe ran in the grid."""
+        from common.sharpness_report import plot_sweep_sharpness
+
+        seed = self.seeds[0]
+        runs = [runs[seed] for _, runs in self.rate_points() if seed in runs]
+        dirs = [Path(s["run_dir"]) for s in runs if s.get("run_dir")]
+        plot = plot_sweep_sharpness(dirs, self.plots / "sharpness.png")
+        if plot is None:
+            return []
+        lines = [line for line in map(_sharpness_line, runs) if line]
+        return [Block("h2", "Sharpness against the stability threshold"),
+                Block("image", plot, f"Top Hessian eigenvalue of the training loss per rate "
+                      f"(preconditioned for the Adam family), seed {seed}, with each rate's "
+                      "threshold (2/lr, (2+2b)/lr with momentum, 38/lr for Adam at beta_1 0.9)."),
+                Block("text", "; ".join(lines) + ".")]
+
     def _best_point(self) -> dict[int, dict[str, Any]]:
         return self.points.get(self.state.get("best_rate_run", ""), {})
 
@@ -398,6 +415,7 @@ class SweepReport:
             Block("h2", "Too low, good, too high: the comparison table, measured"),
             Block("table", [["", "too low", "good", "too high"]] + self.class_table()),
         ]
+        blocks += self.sharpness_blocks()
         schedules = self.group("schedule", self.state["schedules"])
         constant = dict(schedules).get("constant", best_point)
         if schedules:
@@ -427,6 +445,18 @@ class SweepReport:
                       + [self.row(label, runs, default) for label, runs in optimizers])]
         blocks.append(Block("text", RULES_IN_WORDS))
         return blocks
+
+
+def _sharpness_line(summary: dict[str, Any]) -> str:
+    from common.diagnosis import SHARPNESS_OVER_FACTOR, sharpness_figures
+
+    figures = sharpness_figures((summary.get("sharpness") or {}).get("records"))
+    if figures is None:
+        return ""
+    return (f"{_fmt(summary['learning_rate'])}: {figures['share_over']:.0%} of "
+            f"{figures['readings']} probes over {SHARPNESS_OVER_FACTOR:g}x the threshold, "
+            f"{figures['settled_ratio']:.2g}x at the end (median of the last third), "
+            f"at most {figures['max_ratio']:.2g}x")
 
 
 def _model_words(domain_name: str, base: dict[str, Any]) -> str:
