@@ -59,28 +59,7 @@ def run_batch_size_sweep(domain, cfg, sweep_dir: Path, *, batch_sizes: list[int]
         Sweep(domain, cfg.replace(batch_size=size), sub, rates=rates, schedules=(),
               optimizers=(), seeds=seeds, range_test_steps=range_test_steps).run()
         write_sweep_report(sub)
-    write_json(sweep_dir / "batch_scaling.plan.json",
-               {"batch_sizes": batch_sizes, "rates": rates, "seeds": seeds})
     return write_batch_scaling_report(sweep_dir, batch_sizes)
-
-
-def _objective(summary: dict[str, Any], key: str) -> float | None:
-    value = summary.get(key)
-    if summary.get("status") != "completed" or value is None or not math.isfinite(value):
-        return None
-    return float(value)
-
-
-def per_seed_best_rates(sub: Path, objective: str, direction: str) -> dict[int, float]:
-    """Each seed's own best rate of the grid (the rate whose run scored best on that seed)."""
-    scores: dict[int, dict[float, float]] = {}
-    for path in sorted(sub.glob("rate-*/seed-*/summary.json")):
-        summary = read_json(path)
-        value = _objective(summary, objective)
-        if value is not None:
-            scores.setdefault(int(summary["seed"]), {})[float(summary["learning_rate"])] = value
-    pick = max if direction == "max" else min
-    return {seed: pick(by_rate, key=by_rate.get) for seed, by_rate in scores.items()}
 
 
 def fit_slope(batch_sizes: list[float], rates: list[float]) -> tuple[float, float]:
@@ -99,6 +78,8 @@ def slope_resolution(rates: list[float], batch_sizes: list[int]) -> float:
 
 
 def scaling_figures(sweep_dir: Path, batch_sizes: list[int]) -> dict[str, Any]:
+    from common.reporting import SweepReport, per_seed_best_rates
+
     rows, per_seed = [], {}
     optimizer, rates = None, []
     for size in batch_sizes:
@@ -108,10 +89,10 @@ def scaling_figures(sweep_dir: Path, batch_sizes: list[int]) -> dict[str, Any]:
             raise UserError(f"{sub}: this batch size has not finished; re-run the sweep")
         optimizer = state["base_config"].get("optimizer")
         rates = state["rates"]
-        seeds_best = per_seed_best_rates(sub, state["objective"], state["direction"])
-        best_summary = next((read_json(p) for p in sub.glob("rate-*/seed-*/summary.json")), {})
+        seeds_best = per_seed_best_rates(SweepReport(sub))
+        any_run = next((read_json(p) for p in sub.glob("rate-*/seed-*/summary.json")), {})
         rows.append({"batch_size": size, "best_rate": state["best_rate"],
-                     "steps_per_epoch": best_summary.get("steps_per_epoch"),
+                     "steps_per_epoch": any_run.get("steps_per_epoch"),
                      "per_seed_best": {str(k): v for k, v in sorted(seeds_best.items())}})
         for seed, rate in seeds_best.items():
             per_seed.setdefault(seed, {})[size] = rate
