@@ -16,8 +16,12 @@ times sharper) run as a stateless call: the new moving statistics and the advanc
 seed states it returns are dropped, so a probe changes nothing that training reads (each
 probe holds one dropout mask through its iterations) and runs with and without it, and a
 resumed run, stay bit-identical. Power iteration finds the eigenvalue largest in
-magnitude; when that is negative (strong negative curvature, early in training), a second
-run on the shifted Hessian H - lambda I finds the top (most positive) one.
+magnitude. When that one is negative (strong negative curvature, early in training), or when
+a positive and a negative eigenvalue of about the same size share the lead (after a loss
+spike at the edge of stability: the iteration then settles on a mix of the two, whose
+Rayleigh quotient can be anything between them, 0 included), the Rayleigh quotient falls
+short of |H v|. A second run on the shifted Hessian H + |H v| I, whose eigenvalues are all
+>= 0, then finds the top (most positive) one.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ SGD_STABILITY_CONSTANT = 2.0  # gradient descent: stable while lr * sharpness < 
 DEFAULT_ITERATIONS = 20  # power iterations per probe (fewer once converged)
 DEFAULT_TOLERANCE = 1e-3  # stop when the estimate moves by less than this share
 MIN_ITERATIONS = 3  # ... but never before this many
+# Shift when the Rayleigh quotient is under this share of |H v| (about 1 once one
+# positive eigenvalue dominates; a pure +-lambda mix gives anything from -1 to 1).
+DOMINANCE_SHARE = 0.9
 INITIAL_VECTOR_SEED = 0  # a local generator: the training's random state is not read
 PROBE_ATTRIBUTE = "_lrsuite_hessian_probe"  # traced functions kept on the model
 
@@ -150,6 +157,13 @@ class Estimate:
     iterations: int
 
 
+def norm_of(vectors) -> Any:
+    """The Euclidean norm of a list of arrays, as one vector (TensorFlow tensors)."""
+    import tensorflow as tf
+
+    return tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(v)) for v in vectors]))
+
+
 def _tf_power_iteration(model, loss_fn: Callable, preconditioned: bool):
     """A traced power iteration for `model`: (x, y, vectors, scales, iterations, tol) ->
     (eigenvalue, vectors, iterations used). With `preconditioned`, it iterates on
@@ -184,8 +198,7 @@ def _tf_power_iteration(model, loss_fn: Callable, preconditioned: bool):
                                             strict=True)]
 
     def normalised(vectors):
-        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(v)) for v in vectors]))
-        return [v / tf.maximum(norm, 1e-30) for v in vectors]
+        return [v / tf.maximum(norm_of(vectors), 1e-30) for v in vectors]
 
     def operator(x, y, vectors, scales, shift):
         if not preconditioned:
@@ -199,6 +212,7 @@ def _tf_power_iteration(model, loss_fn: Callable, preconditioned: bool):
     def power_iteration(x, y, vectors, scales, iterations, tolerance, shift):
         vectors = normalised(vectors)
         eigenvalue = tf.constant(0.0)
+        magnitude = tf.constant(0.0)
         done = tf.constant(0)
         for index in tf.range(iterations):
             image = operator(x, y, vectors, scales, shift)
@@ -206,11 +220,12 @@ def _tf_power_iteration(model, loss_fn: Callable, preconditioned: bool):
                                  zip(vectors, image, strict=True)])
             change = tf.abs(estimate - eigenvalue)
             eigenvalue = estimate
+            magnitude = norm_of(image)
             vectors = normalised(image)
             done = index + 1
             if tf.logical_and(done >= MIN_ITERATIONS, change <= tolerance * tf.abs(estimate)):
                 break
-        return eigenvalue, vectors, done
+        return eigenvalue, vectors, done, magnitude
 
     return power_iteration
 
@@ -250,29 +265,33 @@ def hessian_vector_product(loss_of_params: Callable, params: list, vectors: list
 
 def power_iterate(operator: Callable, vectors: list, iterations, tolerance):
     """JAX: power iteration of a symmetric linear `operator` on lists of arrays, as a
-    while loop that stops after `iterations` or once the estimate settles."""
+    while loop that stops after `iterations` or once the estimate settles. Returns the
+    Rayleigh quotient, the vectors, the iterations used and |operator(v)|."""
     import jax
     import jax.numpy as jnp
 
+    def norm(vs):
+        return jnp.sqrt(sum(jnp.sum(jnp.square(v)) for v in vs))
+
     def normalised(vs):
-        norm = jnp.sqrt(sum(jnp.sum(jnp.square(v)) for v in vs))
-        return [v / jnp.maximum(norm, 1e-30) for v in vs]
+        return [v / jnp.maximum(norm(vs), 1e-30) for v in vs]
 
     def keep_going(state):
-        _, _, done, change, estimate = state
+        _, _, done, change, estimate, _ = state
         settled = (done >= MIN_ITERATIONS) & (change <= tolerance * jnp.abs(estimate))
         return (done < iterations) & ~settled
 
     def step(state):
-        vs, _, done, _, previous = state
+        vs, _, done, _, previous, _ = state
         image = operator(vs)
         estimate = sum(jnp.sum(v * h) for v, h in zip(vs, image, strict=True))
-        return (normalised(image), estimate, done + 1, jnp.abs(estimate - previous), estimate)
+        return (normalised(image), estimate, done + 1, jnp.abs(estimate - previous), estimate,
+                norm(image))
 
     start = (normalised([jnp.asarray(v, jnp.float32) for v in vectors]), jnp.float32(0.0),
-             jnp.int32(0), jnp.float32(jnp.inf), jnp.float32(0.0))
-    vs, estimate, done, _, _ = jax.lax.while_loop(keep_going, step, start)
-    return estimate, vs, done
+             jnp.int32(0), jnp.float32(jnp.inf), jnp.float32(0.0), jnp.float32(0.0))
+    vs, estimate, done, _, _, magnitude = jax.lax.while_loop(keep_going, step, start)
+    return estimate, vs, done, magnitude
 
 
 class HessianProbe:
@@ -321,13 +340,17 @@ class HessianProbe:
         preconditioned = preconditioner_diagonal is not None
         scales = ([(1.0 / np.sqrt(p)).astype("float32") for p in preconditioner_diagonal]
                   if preconditioned else [])
-        eigenvalue, vectors, done = self._iterate(x, y, self.vectors, scales, 0.0)
-        if eigenvalue < 0:
-            # The most negative curvature dominated. The top eigenvalue is the dominant one
-            # of H - eigenvalue * I (all of whose eigenvalues are >= 0), shifted back.
-            shifted, vectors, more = self._iterate(x, y, initial_vectors(weights), scales,
-                                                   eigenvalue)
-            eigenvalue, done = shifted + eigenvalue, done + more
+        eigenvalue, vectors, done, magnitude = self._iterate(x, y, self.vectors, scales, 0.0)
+        if eigenvalue < DOMINANCE_SHARE * magnitude:
+            # A negative curvature dominated or shared the lead. The top eigenvalue is the
+            # dominant one of H + |H v| I (all of whose eigenvalues are >= 0), shifted back.
+            # After a negative lead the vector holds little of the top eigenvector: restart.
+            start = initial_vectors(weights) if eigenvalue < 0 else vectors
+            shifted, shifted_vectors, more, _ = self._iterate(x, y, start, scales, -magnitude)
+            done += more
+            # Both Rayleigh quotients are lower bounds on the top eigenvalue: keep the larger.
+            if shifted - magnitude > eigenvalue:
+                eigenvalue, vectors = shifted - magnitude, shifted_vectors
         self.vectors = vectors
         return Estimate(eigenvalue, vectors, done)
 
@@ -335,19 +358,19 @@ class HessianProbe:
         function = self._function(bool(scales))
         if keras.backend.backend() == "jax":
             weights = self.model.trainable_weights
-            eigenvalue, vectors, done = function(
+            eigenvalue, vectors, done, magnitude = function(
                 [w.value for w in weights],
                 [w.value for w in self.model.non_trainable_variables],
                 x, y, vectors, scales, self.iterations, self.tolerance, shift)
         else:
             import tensorflow as tf
 
-            eigenvalue, vectors, done = function(
+            eigenvalue, vectors, done, magnitude = function(
                 x, y, [tf.constant(v) for v in vectors], [tf.constant(s) for s in scales],
                 tf.constant(self.iterations), tf.constant(self.tolerance, tf.float32),
                 tf.constant(shift, tf.float32))
         vectors = [np.asarray(keras.ops.convert_to_numpy(v)) for v in vectors]
-        return float(eigenvalue), vectors, int(done)
+        return float(eigenvalue), vectors, int(done), float(magnitude)
 
 
 def measure(probe: HessianProbe, optimizer, batch: tuple[Any, Any]) -> dict[str, Any] | None:

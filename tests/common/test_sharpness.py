@@ -391,7 +391,8 @@ def test_jax_power_iteration_on_a_quadratic():
         return S.power_iterate(lambda v: S.hessian_vector_product(loss, params, v), vectors,
                                S.DEFAULT_ITERATIONS, S.DEFAULT_TOLERANCE)
 
-    estimate, _, done = run(S.initial_vectors([np.zeros(5)]))
+    estimate, _, done, magnitude = run(S.initial_vectors([np.zeros(5)]))
+    assert float(magnitude) == pytest.approx(10.0, rel=0.01)
     assert float(estimate) == pytest.approx(10.0, rel=0.01)
     assert 1 <= int(done) <= S.DEFAULT_ITERATIONS
 
@@ -488,3 +489,21 @@ def test_a_dominant_negative_curvature_still_gives_the_top_eigenvalue():
     coefficients = tf.constant(eigenvalues[:, None] * d / 2, tf.float32)
     estimate = S.HessianProbe(model, weighted_square).top_eigenvalue(x, coefficients)
     assert estimate.eigenvalue == pytest.approx(5.0, rel=0.01)
+
+
+@pytest.mark.parametrize("eigenvalues", [[-8.0, 8.0, 2.0, 1.0, 0.5], [8.0, -7.9, 2.0, 1.0, 0.5],
+                                         [-8.0, 7.9, 2.0, 1.0, 0.5]])
+def test_opposite_curvatures_of_equal_size_still_give_the_top_eigenvalue(eigenvalues):
+    # Power iteration on H then settles on a mix of the two eigenvectors whose Rayleigh
+    # quotient can be anything between -8 and 8 (near 0 was seen on CIFAR after a spike).
+    d = len(eigenvalues)
+    model = keras.Sequential([keras.Input((d,)), keras.layers.Dense(1, use_bias=False)])
+
+    def weighted_square(coefficients, prediction):  # Hessian diag(2 c_i / d) in the kernel
+        return tf.reduce_mean(coefficients * tf.square(prediction))
+
+    x = tf.eye(d)
+    coefficients = tf.constant(np.array(eigenvalues)[:, None] * d / 2, tf.float32)
+    estimate = S.HessianProbe(model, weighted_square, iterations=60).top_eigenvalue(
+        x, coefficients)
+    assert estimate.eigenvalue == pytest.approx(max(eigenvalues), rel=0.01)
