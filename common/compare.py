@@ -31,6 +31,7 @@ import keras
 from common.errors import UserError
 from common.resumable import run_or_resume
 from common.runs import read_json, write_json
+from common.schedule_registry import get_spec
 
 PRESETS = ("rate-free",)
 RATE_FREE_OPTIMIZERS = ("prodigy", "dadapt_adam", "dog")  # estimate the rate: lr=1 by design
@@ -136,9 +137,11 @@ def rate_free_points(cfg, tuned: dict[str, Any] | None) -> list[ComparePoint]:
                                           "warmup_epochs": 0.0},
                                    f"{name}, lr 1 (the rate it estimates is multiplied by it), "
                                    "constant"))
+    wsd = {p.name: p.default for p in get_spec("wsd").params}
     points.append(ComparePoint("wsd", {"schedule": "wsd", "schedule_args": {}},
                                f"warmup-stable-decay at the default rate ({cfg.optimizer}, "
-                               f"lr {cfg.learning_rate:g}, cool-down over the last 20%, 1-sqrt)"))
+                               f"lr {cfg.learning_rate:g}, cool-down over the last "
+                               f"{wsd['decay_fraction']:.0%}, {wsd['shape']})"))
     return points
 
 
@@ -340,11 +343,12 @@ def cmd_compare(argv: list[str]) -> int:
     if cfg.resume:
         raise UserError("compare resumes by itself: drop --resume and re-run with the same "
                         "--name.")
+    if namespace.name is not None and (not namespace.name or "/" in namespace.name
+                                       or namespace.name in (".", "..")):
+        raise UserError(f"--name must be a plain folder name. Received: {namespace.name!r}")
     cfg = cfg.replace(early_stopping=0, verbose=0, seed=seeds[0], run_name=None)
     compare_dir = (Path(cfg.output) / domain.name / "compare"
                    / (namespace.name or time.strftime("%Y%m%d-%H%M%S")))
-    if "/" in (namespace.name or "") or namespace.name in (".", ".."):
-        raise UserError(f"--name must be a plain folder name. Received: {namespace.name!r}")
     sweep_dir = Path(namespace.from_sweep) if namespace.from_sweep else None
     if sweep_dir is None and (compare_dir / PLAN_FILE).exists():
         stored = read_json(compare_dir / PLAN_FILE).get("tuned")  # a rerun keeps its source

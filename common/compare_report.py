@@ -169,7 +169,7 @@ class CompareReport:
     def loss_plot(self) -> Path:
         plt = _plt()
         figure, axis = plt.subplots(figsize=(7, 4.2))
-        key = "val_loss"
+        key, drawn = "val_loss", []
         for index, name in enumerate(self._trained()):
             curves = [s.get("history", {}).get(key) or s.get("history", {}).get("loss", [])
                       for s in self.runs.get(name, {}).values()]
@@ -178,11 +178,13 @@ class CompareReport:
                 continue
             length = min(map(len, curves))
             mean = np.mean([c[:length] for c in curves], axis=0)
+            drawn += [v for v in mean if math.isfinite(v) and v > 0]
             axis.plot(range(1, length + 1), mean, marker="o", ms=3, label=name,
                       color=f"C{index}", ls=["-", "--", "-.", ":"][index % 4])
-        axis.set_yscale("log")
+        wide = bool(drawn) and max(drawn) > 3 * min(drawn)  # a log axis only helps then
+        axis.set_yscale("log" if wide else "linear")
         axis.set_xlabel("epoch")
-        axis.set_ylabel("validation loss (log scale)")
+        axis.set_ylabel("validation loss" + (" (log scale)" if wide else ""))
         axis.xaxis.get_major_locator().set_params(integer=True)
         axis.legend(fontsize=7)
         return self._save(figure, "val_loss.png")

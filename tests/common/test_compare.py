@@ -214,3 +214,19 @@ def test_every_compare_option_has_help(capsys):
     out = capsys.readouterr().out
     for flag in ("--preset", "--seeds", "--from-sweep", "--name", "--epochs", "--data"):
         assert flag in out
+
+
+def test_the_sentiment_smoke_preset_compares_every_point(shared_data, tmp_path, capsys):
+    data = shared_data / "sentiment" / "rt_polarity"
+    code = cli.main(["compare", "sentiment", "--preset", "rate-free", "--smoke", "--data",
+                     str(data), "--steps-per-epoch", "3", "--output", str(tmp_path),
+                     "--name", "smoke"])
+    assert code == 0, capsys.readouterr().err
+    folder = tmp_path / "sentiment" / "compare" / "smoke"
+    data = json.loads((folder / "compare.json").read_text())
+    entries = {e["point"]: e for e in data["points"]}
+    assert list(entries) == ["default", "tuned", *TRAINED[1:]]
+    for point in TRAINED:
+        summary = read_json(folder / point / "seed-42" / "summary.json")
+        assert entries[point]["values"] == {"42": pytest.approx(summary["val_accuracy"])}
+    assert list(_table((folder / "report.md").read_text())) == list(entries)
