@@ -360,7 +360,7 @@ def cmd_tune(argv: list[str]) -> int:
 
 
 def cmd_compare(argv: list[str]) -> int:
-    from common.compare import cmd_compare as run_compare
+    from common.compare_cli import cmd_compare as run_compare
 
     return run_compare(argv)
 

@@ -140,6 +140,9 @@ class CompareReport:
         """Which methods are within noise of tuned, which are worse (or better)."""
         if len(self.seeds) < 2:
             return ONE_SEED
+        if not self.values(BASELINE):
+            return ("Nothing judged: tuned has no finished value (it diverged or failed on "
+                    "every seed), so no point has a baseline to be compared with.")
         groups: dict[str, list[str]] = {"within noise": [], "worse": [], "better": []}
         missing = []
         for entry in entries:

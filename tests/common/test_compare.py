@@ -21,7 +21,6 @@ from common.compare import (
 from common.compare_report import ONE_SEED, write_compare_report
 from common.errors import UserError
 from common.runs import read_json, write_json
-from common.sweep import Sweep
 from tests.toy_domain import TOY, ToyConfig
 
 TRAINED = ("default", "schedule_free_adamw", "prodigy", "dadapt_adam", "dog", "wsd")
@@ -168,27 +167,6 @@ def test_a_rerun_with_other_settings_fails_before_anything_trains(compared):
     assert sorted(p for p in comparison.dir.rglob("*") if p.is_file()) == before
 
 
-def test_tuned_reads_the_best_rate_of_the_newest_sweep(tmp_path):
-    sweep_cfg = ToyConfig(epochs=1, steps_per_epoch=STEPS, output=str(tmp_path), verbose=0,
-                          monitor_every=0, log_lr_every=0)
-    # 1e-4 barely moves the toy model in 4 steps; 0.03 is in its good band.
-    state = Sweep(TOY, sweep_cfg, tmp_path / "toy" / "sweeps" / "s", rates=[1e-4, 0.03],
-                  schedules=(), optimizers=(), range_test_steps=10, announce=False).run()
-    assert state["best_rate"] == 0.03
-    found = newest_sweep(tmp_path, "toy")
-    assert found == tmp_path / "toy" / "sweeps" / "s"
-    tuned = tuned_source(found, "toy")
-    comparison = _compare(tmp_path, [1], tuned=tuned, only=("default", "tuned"))
-    comparison.run()
-    config = read_json(comparison.dir / "tuned" / "seed-1" / "config.json")
-    assert (config["learning_rate"], config["optimizer"], config["epochs"]) == (0.03, "sgd", EPOCHS)
-    md = write_compare_report(comparison.dir)[0].read_text()
-    rows = _table(md)
-    assert rows["tuned"][3] == "baseline" and "best constant rate of sweep" in rows["tuned"][1]
-    data = json.loads((comparison.dir / "compare.json").read_text())
-    assert data["tuned"]["best_rate"] == 0.03
-
-
 def test_a_folder_that_is_no_sweep_is_one_line(tmp_path):
     with pytest.raises(UserError, match="no sweep.json there"):
         tuned_source(tmp_path, "toy")
@@ -219,7 +197,7 @@ def test_every_compare_option_has_help(capsys):
 def test_the_sentiment_smoke_preset_compares_every_point(shared_data, tmp_path, capsys):
     data = shared_data / "sentiment" / "rt_polarity"
     code = cli.main(["compare", "sentiment", "--preset", "rate-free", "--smoke", "--data",
-                     str(data), "--steps-per-epoch", "3", "--output", str(tmp_path),
+                     str(data), "--steps-per-epoch", "3", "--epochs", "1", "--output", str(tmp_path),
                      "--name", "smoke"])
     assert code == 0, capsys.readouterr().err
     folder = tmp_path / "sentiment" / "compare" / "smoke"
@@ -230,3 +208,46 @@ def test_the_sentiment_smoke_preset_compares_every_point(shared_data, tmp_path, 
         summary = read_json(folder / point / "seed-42" / "summary.json")
         assert entries[point]["values"] == {"42": pytest.approx(summary["val_accuracy"])}
     assert list(_table((folder / "report.md").read_text())) == list(entries)
+
+
+@pytest.fixture
+def toy_registered(monkeypatch):
+    """The toy domain under the name `toy` in the registry, so the command line reaches it."""
+    import common.domain
+    import tests.toy_domain
+
+    monkeypatch.setattr(tests.toy_domain, "DOMAIN", TOY, raising=False)
+    monkeypatch.setitem(common.domain.DOMAIN_MODULES, "toy", "tests.toy_domain")
+
+
+def test_the_command_finds_the_newest_sweep_and_a_rerun_keeps_it(toy_registered, tmp_path,
+                                                                  capsys):
+    tiny = ["--smoke", "--epochs", "1", "--output", str(tmp_path), "--monitor-every", "0",
+            "--log-lr-every", "0"]
+
+    def sweep(name, rates):
+        assert cli.main(["sweep", "toy", *tiny, "--name", name, "--rates", rates,
+                         "--schedules", "", "--optimizers", "", "--range-test-steps", "10"]) == 0
+
+    short = ["compare", "toy", "--preset", "rate-free", *tiny, "--steps-per-epoch", "2",
+             "--name", "short"]
+    assert cli.main(short) == 2  # 2 steps leave WSD no cool-down step: checked first
+    assert "compare point wsd: --schedule wsd: the cool-down" in capsys.readouterr().err
+    assert not any((tmp_path / "toy" / "compare" / "short").glob("**/*.json"))
+    sweep("first", "1e-4,0.03")
+    compare = ["compare", "toy", "--preset", "rate-free", *tiny, "--name", "c"]
+    assert cli.main(compare) == 0
+    assert "tuned: 0.03 from" in capsys.readouterr().out
+    folder = tmp_path / "toy" / "compare" / "c"
+    stamps = {p: p.stat().st_mtime_ns for p in folder.glob("*/seed-42/summary.json")}
+    assert len(stamps) == 7  # tuned differs from the default (0.1) here
+    config = read_json(folder / "tuned" / "seed-42" / "config.json")
+    assert (config["learning_rate"], config["optimizer"], config["epochs"]) == (0.03, "sgd", 1)
+    rows = _table((folder / "report.md").read_text())
+    assert rows["tuned"][3] == "baseline" and "best constant rate of sweep" in rows["tuned"][1]
+    assert rows["default"][3].endswith("(one seed: not judged)")
+    sweep("second", "1e-4,0.01")  # newer, but the comparison already has its tuned rate
+    assert cli.main(compare) == 0  # another tuned point would be another plan: exit 2
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    data = json.loads((folder / "compare.json").read_text())
+    assert data["tuned"]["best_rate"] == 0.03 and data["tuned"]["sweep"].endswith("first")
