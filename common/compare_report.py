@@ -109,7 +109,7 @@ class CompareReport:
         if over is None:
             shown = "-"
         elif over["n"] == 1:
-            shown = f"{_fmt(over['mean'])} (1 seed) n=1"
+            shown = f"{_fmt(over['mean'])} n=1"
         else:
             shown = (f"{_fmt(over['mean'])} ± {over['sd']:.2g} [{_fmt(over['min'])}, "
                      f"{_fmt(over['max'])}] n={over['n']}")
