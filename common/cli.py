@@ -56,8 +56,7 @@ commands:
   lr-find DOMAIN [options]      learning-rate range test: plot, curve and suggestion
   sweep DOMAIN [options]        grid of rates, then schedules and optimizers; writes a report
   tune DOMAIN [options]         Keras Tuner search (hyperband|random|grid|bayesian); resumable
-  compare DOMAIN --preset rate-free   default, tuned, schedule-free, Prodigy, D-Adaptation,
-                                DoG and WSD at equal steps, over seeds; writes a report
+  compare DOMAIN [options]      --preset rate-free: rate-free methods against the tuned rate
   report [--output runs]        one page with the latest sweep of every domain
   demo [--output runs/demo]     short sweeps in every domain on generated data, offline
   schedules                     list the learning-rate schedules and their parameters
