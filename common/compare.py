@@ -37,6 +37,8 @@ PRESETS = ("rate-free",)
 RATE_FREE_OPTIMIZERS = ("prodigy", "dadapt_adam", "dog")  # estimate the rate: lr=1 by design
 STEP_TIMES_FILE = "step_times.json"
 PLAN_FILE = "plan.json"
+STEP_TIMES_METHOD = ("[step, seconds] from the last batch-begin to the last batch-end hook; "
+                     "the first step of each fit (tracing) left out")
 PLAN_IGNORES = frozenset({"output", "run_name", "resume", "verbose", "seed"})
 
 
@@ -187,8 +189,7 @@ class StepTimer(keras.callbacks.Callback):
         self._write()
 
     def _write(self) -> None:
-        write_json(self.path, {"steps": self.records, "method": StepTimer.__doc__.split(
-            "\n\n")[0].replace("\n", " ")})
+        write_json(self.path, {"steps": self.records, "method": STEP_TIMES_METHOD})
 
 
 def seconds_per_step(run_dir: Path, summary: dict[str, Any]) -> tuple[float | None, str]:
