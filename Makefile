@@ -13,16 +13,17 @@ TRAIN := $(addprefix train-,$(DOMAINS))
 LRFIND := $(addprefix lr-find-,$(DOMAINS))
 SWEEP := $(addprefix sweep-,$(DOMAINS))
 TUNE := $(addprefix tune-,$(DOMAINS))
+COMPARE := $(addprefix compare-,$(DOMAINS))
 export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint format tensorboard report demo bench clean $(TRAIN) $(LRFIND) $(SWEEP) $(TUNE)
+.PHONY: help install test lint format tensorboard report demo bench clean $(TRAIN) $(LRFIND) $(SWEEP) $(TUNE) $(COMPARE)
 
 help: ## List the targets (paths and port as set now; e.g. make help OUTPUT=out)
 	@grep -E '^[a-zA-Z$$()%_-]+:.*## ' $(MAKEFILE_LIST) | \
 	  sed -e 's/^$$(TRAIN)/train-<domain>/' -e 's/^$$(LRFIND)/lr-find-<domain>/' \
-	      -e 's/^$$(SWEEP)/sweep-<domain>/' -e 's/^$$(TUNE)/tune-<domain>/' | \
+	      -e 's/^$$(SWEEP)/sweep-<domain>/' -e 's/^$$(TUNE)/tune-<domain>/' -e 's/^$$(COMPARE)/compare-<domain>/' | \
 	  sed -e 's|$$(VENV)|$(VENV)|g' -e 's|$$(OUTPUT)|$(OUTPUT)|g' -e 's|$$(TB_PORT)|$(TB_PORT)|g' | \
 	  awk 'BEGIN{FS=":.*## "}{printf "  %-24s %s\n",$$1,$$2}'
 	@echo "  domains: $(DOMAINS)"
@@ -56,6 +57,9 @@ $(SWEEP): sweep-%: install ## Rates, schedules, optimizers + report: make sweep-
 $(TUNE): tune-%: install ## Keras Tuner search: make tune-sentiment ARGS="--data DIR --tuner hyperband"
 	$(LRSUITE) tune $* --output $(OUTPUT) $(ARGS)
 
+$(COMPARE): compare-%: install ## Rate-free vs tuned: make compare-sentiment ARGS="--data DIR --seeds 3"
+	$(LRSUITE) compare $* --preset rate-free --output $(OUTPUT) $(ARGS)
+
 demo: install ## Short sweeps in every domain on generated data, offline ($(OUTPUT)/demo/report.html)
 	$(LRSUITE) demo --output $(OUTPUT)/demo
 
@@ -65,7 +69,7 @@ bench: install ## Quick run of every bench script, tables in bench/results.md (u
 report: install ## One page with the latest sweep of every domain ($(OUTPUT)/report.html)
 	$(LRSUITE) report --output $(OUTPUT)
 
-train-% lr-find-% sweep-% tune-%:
+train-% lr-find-% sweep-% tune-% compare-%:
 	$(error Unknown domain '$*'. Expected one of: $(DOMAINS))
 
 tensorboard: install ## Serve $(OUTPUT)/ in TensorBoard on 127.0.0.1:$(TB_PORT)

@@ -56,6 +56,7 @@ commands:
   lr-find DOMAIN [options]      learning-rate range test: plot, curve and suggestion
   sweep DOMAIN [options]        grid of rates, then schedules and optimizers; writes a report
   tune DOMAIN [options]         Keras Tuner search (hyperband|random|grid|bayesian); resumable
+  compare DOMAIN [options]      --preset rate-free: rate-free methods against the tuned rate
   report [--output runs]        one page with the latest sweep of every domain
   demo [--output runs/demo]     short sweeps in every domain on generated data, offline
   schedules                     list the learning-rate schedules and their parameters
@@ -357,6 +358,12 @@ def cmd_tune(argv: list[str]) -> int:
     return run_tune(argv)
 
 
+def cmd_compare(argv: list[str]) -> int:
+    from common.compare_cli import cmd_compare as run_compare
+
+    return run_compare(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-V", "--version"):
@@ -368,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     handlers = {"train": cmd_train, "lr-find": cmd_lr_find, "sweep": cmd_sweep,
                 "report": cmd_report, "schedules": cmd_schedules, "demo": cmd_demo,
-                "tune": cmd_tune}
+                "tune": cmd_tune, "compare": cmd_compare}
     try:
         if command not in handlers:  # a command a domain declares (imports the domains)
             handlers.update({name: c.run for name, c in domain_commands().items()})
