@@ -4,7 +4,8 @@ Epochs and wall time in total and per status (completed, pruned, failed, and div
 when some trial diverged), the anytime curve (the best objective so far against the
 epochs spent, trials taken in the order they ended) as `compute_anytime.png`, and for
 PBT every member's rate per round (`pbt_schedules.png`, log y, the winner's lineage
-drawn thick). The figures go to `compute.json` and into best.json under "compute", so a
+drawn thick). The figures go to `compute.json` (as text: `compute.txt`, printed after
+the table of trials) and into best.json under "compute", so a
 comparison across tuners reads them from either file.
 """
 
@@ -97,6 +98,8 @@ def write_compute_section(search_dir: Path, records: list[dict[str, Any]], direc
     """compute.json and compute_anytime.png; returns the figures and the report's text."""
     figures = compute_figures(search_dir, records, direction)
     write_json(Path(search_dir) / "compute.json", figures)
+    text = compute_text(figures)
+    (Path(search_dir) / "compute.txt").write_text(text.lstrip("\n"), encoding="utf-8")
     points = [p for p in figures["anytime"] if p["best"] is not None]
     if points:
         plt = _pyplot()
@@ -108,7 +111,7 @@ def write_compute_section(search_dir: Path, records: list[dict[str, Any]], direc
         figure.tight_layout()
         figure.savefig(Path(search_dir) / "compute_anytime.png", dpi=100)
         plt.close(figure)
-    return figures, compute_text(figures)
+    return figures, text
 
 
 def plot_population_schedules(search_dir: Path, record: dict[str, Any] | None,

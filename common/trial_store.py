@@ -163,10 +163,9 @@ class TrialStore:
         lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
         lines += ["  ".join(row[c].ljust(widths[c]) for c in columns) for row in rows]
         table = "\n".join(line.rstrip() for line in lines) + "\n"
+        (self.dir / "trials.txt").write_text(table, encoding="utf-8")
         compute, compute_text = write_compute_section(self.dir, records, self.domain.direction,
                                                       self.domain.objective)
-        table += compute_text
-        (self.dir / "trials.txt").write_text(table, encoding="utf-8")
         with open(self.dir / "trials.csv", "w", newline="", encoding="utf-8") as stream:
             writer = csv.DictWriter(stream, fieldnames=columns)
             writer.writeheader()
@@ -200,7 +199,7 @@ class TrialStore:
             }
             write_json(self.dir / "best.json", summary)
         if self.announce:
-            print(table, end="", flush=True)
+            print(table + compute_text, end="", flush=True)
             if summary:
                 print(f"best: trial {best['trial']} {self.domain.objective}="
                       f"{_score_text(best['score'])}; retrain it with: lrsuite train "
