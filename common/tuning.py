@@ -303,8 +303,10 @@ class Search:
                 pbt_mod.checkpoint_path(self.dir, parent), cfg.learning_rate)]
         self._pruner = None
         if self.prune is not None and self._oracle is not None:
+            oracle = self._oracle if hasattr(self._oracle, "trials") else _ChiefTrials(
+                self._oracle)
             self._pruner = PruningCallback(
-                self._oracle, run_name.removeprefix("trial_"), self.domain.objective,
+                oracle, run_name.removeprefix("trial_"), self.domain.objective,
                 self.domain.direction, rule=self.prune, max_epochs=cfg.epochs)
             training["extra_callbacks"] = [self._pruner]
         summary, _ = run_or_resume(self.domain, cfg, self.dir / "trials", run_name,
@@ -456,6 +458,24 @@ class Search:
         best["pbt"] = {**self.pbt, "winner": record["winner"]}
         write_json(self.dir / "best.json", best)
         return best
+
+
+class _ChiefTrials:
+    """A worker's view of the chief's trials for pruning: Keras Tuner's OracleClient has no
+    `trials`, but its get_best_trials returns every trial (completed ones first), each with
+    its per-epoch metrics."""
+
+    ALL = 2**31 - 1
+
+    def __init__(self, client):
+        self._client = client
+
+    @property
+    def trials(self) -> dict[str, Any]:
+        return {t.trial_id: t for t in self._client.get_best_trials(self.ALL)}
+
+    def update_trial(self, trial_id, metrics, step=0):
+        return self._client.update_trial(trial_id, metrics, step=step)
 
 
 def _difference(key: str, stored: Any, wanted: Any) -> str:
