@@ -31,8 +31,9 @@ import keras_tuner
 from common.errors import UserError
 from common.runs import write_json
 
-MEMBER, ROUND, PARENT, DONOR, MOVE = "pbt/member", "pbt/round", "pbt/parent", "pbt/donor", \
-    "pbt/move"
+# A trial's own hyperparameters, beside the space's: who it is and where it starts from.
+MEMBER, ROUND, PARENT = "pbt/member", "pbt/round", "pbt/parent"
+DONOR, MOVE = "pbt/donor", "pbt/move"
 PBT_KEYS = (MEMBER, ROUND, PARENT, DONOR, MOVE)
 EXPLORE_FACTORS = (0.8, 1.25)
 CHECKPOINT_FILE = "checkpoint.weights.h5"

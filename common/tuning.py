@@ -12,6 +12,8 @@ Layout of `<output>/<domain>/tuning/<name>/`:
     results/trial_<id>.json        each finished trial: values, status, score, time
     events.jsonl         one line per trial start and end (who ran what, and when)
     best.json            the winner, and the config overrides that retrain it
+    compute.json, compute.txt, compute_anytime.png   epochs and time spent, anytime curve
+    pbt.json, pbt/member-<m>/round-<r>/, pbt_schedules.png   PBT's members (common/pbt.py)
     trials.txt, trials.csv         the table of trials
     events.out.tfevents.*          TensorBoard HParams experiment (hparams_config)
 
@@ -159,8 +161,8 @@ class Search:
             raise UserError(f"--max-epochs must be >= 1. Received: {max_epochs}")
         self.pbt = None
         if tuner == "pbt":
-            size, ready, count = pbt_mod.check_pbt_options(population, ready_epochs,
-                                                               rounds, self.max_epochs)
+            size, ready, count = pbt_mod.check_pbt_options(population, ready_epochs, rounds,
+                                                           self.max_epochs)
             self.pbt = {"population": size, "ready_epochs": ready, "rounds": count}
             self.max_epochs = ready * count  # each member's whole budget
             self.max_trials = size * count
@@ -342,8 +344,8 @@ class Search:
                 if self.pbt is not None and summary["status"] == "completed":
                     values = trial.hyperparameters.values
                     pbt_mod.keep_checkpoint(Path(summary["run_dir"]), self.dir,
-                                               int(values[pbt_mod.MEMBER]),
-                                               int(values[pbt_mod.ROUND]))
+                                            int(values[pbt_mod.MEMBER]),
+                                            int(values[pbt_mod.ROUND]))
             except Exception as error:  # recorded; Keras Tuner counts it as a failed trial
                 message = str(error) if isinstance(error, UserError) else (
                     f"{type(error).__name__}: {error}")
@@ -438,7 +440,6 @@ class Search:
                 best = self._record_population(tuner.oracle, best)
         return SearchResult(self.dir, best, self.store.records())
 
-
     def _oracle_options(self) -> dict[str, Any] | None:
         if self.pbt is None:
             return None
@@ -452,8 +453,7 @@ class Search:
         plot_population_schedules(self.dir, record, self.pbt["ready_epochs"])
         if best is None or not record or not record["winner"]:
             return best
-        replay = pbt_mod.replay_overrides(record["winner"]["rates"],
-                                             self.pbt["ready_epochs"])
+        replay = pbt_mod.replay_overrides(record["winner"]["rates"], self.pbt["ready_epochs"])
         best["overrides"] = {**best["overrides"], **replay}
         best["pbt"] = {**self.pbt, "winner": record["winner"]}
         write_json(self.dir / "best.json", best)
