@@ -90,6 +90,33 @@ def _drops(lr, spe, total, warmup, a):
     return K.PiecewiseConstantDecay(boundaries, values)
 
 
+def _numbers(value) -> list[float]:
+    return [value] if isinstance(value, (int, float)) else list(value)
+
+
+def _piecewise(lr, spe, total, warmup, a):
+    """--lr times multipliers[i] from the first step of the epoch at_epochs[i - 1] on."""
+    epochs, multipliers = _numbers(a["at_epochs"]), _numbers(a["multipliers"])
+    if any(not math.isfinite(e) or e <= 0 for e in epochs):
+        raise ValueError("at_epochs must be positive epochs. Received: "
+                         f"at_epochs={','.join(str(e) for e in epochs)}")
+    starts = [_epochs_to_steps("at_epochs", e, spe) for e in epochs]
+    if starts != sorted(set(starts)):
+        raise ValueError("at_epochs must be strictly increasing. Received: "
+                         f"at_epochs={','.join(str(e) for e in epochs)}")
+    if len(multipliers) != len(starts) + 1:
+        raise ValueError(f"multipliers needs one value per piece ({len(starts) + 1} for "
+                         f"{len(starts)} at_epochs). Received: multipliers="
+                         f"{','.join(str(m) for m in multipliers)}")
+    if any(not math.isfinite(m) or m <= 0 for m in multipliers):
+        raise ValueError("multipliers must be finite and > 0. Received: multipliers="
+                         f"{','.join(str(m) for m in multipliers)}")
+    # Keras keeps values[i] while step <= boundaries[i]: a piece starting at step s ends
+    # the previous one at s - 1, so each epoch's first step already has its own rate.
+    return K.PiecewiseConstantDecay([s - 1 for s in starts],
+                                    [float(lr * m) for m in multipliers])
+
+
 def _exponential(lr, spe, total, warmup, a):
     rate = _fraction("decay_rate", a["decay_rate"])
     return K.ExponentialDecay(lr, spe, rate)
@@ -216,6 +243,14 @@ SPECS: dict[str, ScheduleSpec] = {
             (Param("factor", 0.1, "multiplier at each drop, in (0, 1)", search=(0.05, 0.5, "log")),
              Param("at_epochs", (5.0, 8.0), "epochs of the drops, comma-separated")),
             _drops,
+        ),
+        ScheduleSpec(
+            "piecewise",
+            "piecewise constant: --lr times multipliers[i] from at_epochs[i - 1] on",
+            (Param("at_epochs", (5.0,), "epochs where a piece starts, comma-separated"),
+             Param("multipliers", (1.0, 0.1), "each piece's rate as a multiple of --lr "
+                   "(one more than at_epochs)")),
+            _piecewise,
         ),
         ScheduleSpec(
             "exponential",

@@ -20,6 +20,7 @@ from typing import Any
 
 from common.errors import UserError
 from common.runs import read_json, write_json
+from common.search_compute import write_compute_section
 
 # Left out of `--from-best`: where the search ran and how much it was allowed to train.
 BUDGET_FIELDS = frozenset({"epochs", "steps_per_epoch", "output", "run_name", "resume",
@@ -163,6 +164,8 @@ class TrialStore:
         lines += ["  ".join(row[c].ljust(widths[c]) for c in columns) for row in rows]
         table = "\n".join(line.rstrip() for line in lines) + "\n"
         (self.dir / "trials.txt").write_text(table, encoding="utf-8")
+        compute, compute_text = write_compute_section(self.dir, records, self.domain.direction,
+                                                      self.domain.objective)
         with open(self.dir / "trials.csv", "w", newline="", encoding="utf-8") as stream:
             writer = csv.DictWriter(stream, fieldnames=columns)
             writer.writeheader()
@@ -192,10 +195,11 @@ class TrialStore:
                 # The winner's own time; the search's, every trial's together, beside it.
                 "trial_time_s": round(best.get("wall_time_s", 0), 1),
                 "search_time_s": round(sum(r.get("wall_time_s", 0) for r in records), 1),
+                "compute": compute,
             }
             write_json(self.dir / "best.json", summary)
         if self.announce:
-            print(table, end="", flush=True)
+            print(table + compute_text, end="", flush=True)
             if summary:
                 print(f"best: trial {best['trial']} {self.domain.objective}="
                       f"{_score_text(best['score'])}; retrain it with: lrsuite train "

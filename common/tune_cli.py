@@ -68,6 +68,13 @@ def cmd_tune(argv: list[str]) -> int:
     group.add_argument("--prune", default=None, choices=("median", "asha"),
                        help="stop weak trials early (random, grid, bayesian): median of the "
                        "trials at the same epoch, or ASHA rungs keeping the top 1/factor")
+    group.add_argument("--population", type=int, default=None, metavar="P",
+                       help="pbt: members trained side by side (>= 2)")
+    group.add_argument("--ready-epochs", type=int, default=None, metavar="K",
+                       help="pbt: epochs between rankings; the weakest copy a strong "
+                       "member's weights and perturb its rate")
+    group.add_argument("--rounds", type=int, default=None, metavar="R",
+                       help="pbt: rounds of K epochs (default: --max-epochs // K)")
     namespace = parser.parse_args(rest)
     if namespace.tuner not in TUNERS:
         raise UserError(f"unknown tuner {namespace.tuner!r}. Expected one of: "
@@ -75,14 +82,15 @@ def cmd_tune(argv: list[str]) -> int:
     _, cfg = build_config(domain, parser, rest)  # splits the CPU before data is loaded
     fixed = given_config_values(cfg, namespace)  # kept for every trial, in search.json
     max_trials = namespace.max_trials
-    if max_trials is None and namespace.tuner != "hyperband":
+    if max_trials is None and namespace.tuner not in ("hyperband", "pbt"):
         max_trials = 10
     result = run_search(
         domain, fixed=fixed, tuner=namespace.tuner, name=namespace.name,
         max_trials=max_trials, max_epochs=namespace.max_epochs, folds=namespace.folds,
         space=read_space_file(namespace.space), smoke=namespace.smoke,
         factor=namespace.factor, lr_range_test=namespace.lr_range_test,
-        prune=namespace.prune)
+        prune=namespace.prune, population=namespace.population,
+        ready_epochs=namespace.ready_epochs, rounds=namespace.rounds)
     confirm_seeds.confirm_after_search(domain, namespace.confirm_seeds, result)
     print_view_hint(result.search_dir)  # the HParams tab compares the trials
     return 0 if result.best is not None or not result.records else 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ import numpy as np
 
 from common.errors import UserError
 
-TUNERS = ("random", "grid", "bayesian", "hyperband")
+TUNERS = ("random", "grid", "bayesian", "hyperband", "pbt")
+IDLE_WAIT_S = 0.2  # between asks while a PBT round is still running elsewhere
 
 
 class SearchAbort(keras_tuner.errors.FatalError):
@@ -60,7 +62,18 @@ class SuiteTuner(keras_tuner.Tuner):
 
     def __init__(self, oracle, run_trial, **kwargs):
         self._run_suite_trial = run_trial
+        self._asked_without_trial = False
         super().__init__(oracle, hypermodel=None, **kwargs)
+
+    def pre_create_trial(self):
+        # Keras Tuner asks again at once after an IDLE answer; wait a little instead.
+        if self._asked_without_trial:
+            time.sleep(IDLE_WAIT_S)
+        self._asked_without_trial = True
+
+    def on_trial_begin(self, trial):
+        self._asked_without_trial = False
+        super().on_trial_begin(trial)
 
     def run_trial(self, trial, *args, **kwargs):
         return self._run_suite_trial(trial)
@@ -68,11 +81,12 @@ class SuiteTuner(keras_tuner.Tuner):
 
 def make_tuner(kind: str, run_trial, *, space: keras_tuner.HyperParameters, directory: Path,
                project_name: str, objective: str, direction: str, max_trials: int | None,
-               seed: int, max_epochs: int, factor: int = 3) -> SuiteTuner:
+               seed: int, max_epochs: int, factor: int = 3,
+               pbt: dict[str, Any] | None = None) -> SuiteTuner:
     """Build the oracle for `kind` over `space` and the tuner that runs its trials.
 
     Existing state in `directory/project_name` is reloaded (overwrite=False): that is
-    how a re-run resumes.
+    how a re-run resumes. `pbt` holds PopulationOracle's population and rounds.
     """
     goal = keras_tuner.Objective(objective, direction=direction)
     common: dict[str, Any] = {"objective": goal, "seed": seed, "hyperparameters": space.copy(),
@@ -93,6 +107,10 @@ def make_tuner(kind: str, run_trial, *, space: keras_tuner.HyperParameters, dire
         oracle = keras_tuner.oracles.HyperbandOracle(max_epochs=max_epochs, factor=factor,
                                                      **common)
         oracle.max_trials = max_trials  # an optional cap; None runs every bracket
+    elif kind == "pbt":
+        from common.pbt import PopulationOracle
+
+        oracle = PopulationOracle(**(pbt or {}), **common)
     else:
         raise UserError(f"unknown tuner {kind!r}. Expected one of: {', '.join(TUNERS)}")
     return SuiteTuner(oracle, run_trial, directory=str(directory), project_name=project_name,

@@ -12,6 +12,8 @@ Layout of `<output>/<domain>/tuning/<name>/`:
     results/trial_<id>.json        each finished trial: values, status, score, time
     events.jsonl         one line per trial start and end (who ran what, and when)
     best.json            the winner, and the config overrides that retrain it
+    compute.json, compute.txt, compute_anytime.png   epochs and time spent, anytime curve
+    pbt.json, pbt/member-<m>/round-<r>/, pbt_schedules.png   PBT's members (common/pbt.py)
     trials.txt, trials.csv         the table of trials
     events.out.tfevents.*          TensorBoard HParams experiment (hparams_config)
 
@@ -36,11 +38,13 @@ from typing import Any
 import keras
 import keras_tuner
 
+from common import pbt as pbt_mod
 from common.domain import Domain
 from common.errors import UserError
 from common.folds import check_foldable, fold_bundles
 from common.pruning import PruningCallback, check_rule
 from common.resumable import run_or_resume
+from common.resume import BACKUP_DIR, completed_epochs
 from common.runs import read_json, write_json
 from common.search_hparams import write_hparams_config, write_trial_hparams
 from common.search_space import (
@@ -105,6 +109,8 @@ class Search:
         lr_range_test: search the rate a decade either side of the LR range test's
             suggestion (unless `space` sets learning_rate).
         announce: print one line per finished trial and the table at the end.
+        population, ready_epochs, rounds: PBT's members, epochs per round and rounds
+            (default max_epochs // ready_epochs); see common/pbt.py.
     """
 
     def __init__(self, domain: Domain, *, fixed: dict[str, Any] | None = None,
@@ -112,7 +118,8 @@ class Search:
                  max_trials: int | None = 10, max_epochs: int | None = None,
                  folds: int = 1, space: dict | None = None, smoke: bool = False,
                  factor: int = 3, lr_range_test: bool = False, announce: bool = True,
-                 prune: str | None = None):
+                 prune: str | None = None, population: int | None = None,
+                 ready_epochs: int | None = None, rounds: int | None = None):
         if tuner not in TUNERS:
             raise UserError(f"unknown tuner {tuner!r}. Expected one of: {', '.join(TUNERS)}")
         if max_trials is not None and max_trials < 1:
@@ -126,6 +133,12 @@ class Search:
             if tuner == "hyperband" or folds > 1:
                 raise UserError(f"--prune {prune} works with random, grid and bayesian searches "
                                 "without --folds; drop --prune or choose another --tuner")
+        if tuner == "pbt" and (prune is not None or folds > 1):
+            raise UserError("--tuner pbt takes neither --prune nor --folds: its rounds already "
+                            "stop weak members; drop them")
+        if tuner != "pbt" and (population, ready_epochs, rounds) != (None, None, None):
+            raise UserError("--population, --ready-epochs and --rounds work with --tuner pbt "
+                            f"only. Received: --tuner {tuner}")
         self.prune = prune
         self._pruner = None  # the last trial's pruning callback
         self.domain = domain
@@ -146,6 +159,13 @@ class Search:
         self.max_epochs = max_epochs or self.base_cfg.epochs
         if self.max_epochs < 1:
             raise UserError(f"--max-epochs must be >= 1. Received: {max_epochs}")
+        self.pbt = None
+        if tuner == "pbt":
+            size, ready, count = pbt_mod.check_pbt_options(population, ready_epochs, rounds,
+                                                           self.max_epochs)
+            self.pbt = {"population": size, "ready_epochs": ready, "rounds": count}
+            self.max_epochs = ready * count  # each member's whole budget
+            self.max_trials = size * count
         self.name = name or tuner
         if os.sep in self.name or self.name in (".", ".."):
             raise UserError(f"--name must be a plain folder name. Received: {self.name!r}")
@@ -153,6 +173,8 @@ class Search:
         if lr_range_test and "learning_rate" not in self.space_overrides:
             self.space_overrides["learning_rate"] = self._range_test_bounds()
         self.space = self._declare_space()
+        if self.pbt is not None:
+            self._fit_space_to_pbt()
         self._bundles: dict[str, Any] = {}
         self.store = TrialStore(self.dir, domain, self.base_cfg, self.planned_trials(),
                                 announce)
@@ -165,6 +187,17 @@ class Search:
     def _declare_space(self) -> keras_tuner.HyperParameters:
         return declare_space(self.domain, self.base_cfg, self.fixed, self.space_overrides,
                              self.smoke)
+
+    def _fit_space_to_pbt(self) -> None:
+        """PBT trains each round at a constant rate and perturbs it: the space must have
+        the rate, and a schedule choice becomes constant."""
+        names = {item.name for item in self.space.space}
+        if "learning_rate" not in names:
+            raise UserError("--tuner pbt perturbs learning_rate, which this search space "
+                            "does not have; give it bounds with --space")
+        if "schedule" in names:
+            self.space_overrides["schedule"] = {"values": ["constant"]}
+            self.space = self._declare_space()
 
     def _range_test_bounds(self) -> dict[str, float]:
         """Rate bounds a decade either side of the range test's suggestion. The test runs
@@ -199,6 +232,7 @@ class Search:
             "max_epochs": self.max_epochs,
             "folds": self.folds,
             "factor": self.factor if self.tuner_kind == "hyperband" else None,
+            "pbt": self.pbt,
         })
 
     def check_definition(self, role: str) -> None:
@@ -226,6 +260,8 @@ class Search:
                               "created": time.strftime("%Y-%m-%d %H:%M:%S")})
 
     def planned_trials(self) -> int | None:
+        if self.pbt is not None:
+            return self.pbt["population"] * self.pbt["rounds"]
         if self.tuner_kind == "hyperband":
             count = hyperband_trial_count(self.max_epochs, self.factor)
             return min(count, self.max_trials) if self.max_trials else count
@@ -238,7 +274,13 @@ class Search:
         overrides = self.declare(hp)
         epochs = int(hp.values.get("tuner/epochs", self.max_epochs))
         shown = {k: v for k, v in hp.values.items()
-                 if not k.startswith("tuner/") and hp.is_active(k)}
+                 if not k.startswith(("tuner/", "pbt/")) and hp.is_active(k)}
+        if self.pbt is not None:  # one round at the member's constant rate
+            epochs = self.pbt["ready_epochs"]
+            overrides.update({"learning_rate": float(hp.values["learning_rate"]),
+                              "schedule": "constant", "schedule_args": {},
+                              "warmup_epochs": 0.0, "early_stopping": 0})
+            shown["learning_rate"] = overrides["learning_rate"]
         shown["epochs"] = epochs
         return {**overrides, "epochs": epochs}, shown
 
@@ -253,13 +295,20 @@ class Search:
             self._bundles[key] = folds
         return self._bundles[key][fold or 0]
 
-    def _run_one(self, cfg, run_name: str, fold: int | None) -> dict[str, Any]:
+    def _run_one(self, cfg, run_name: str, fold: int | None,
+                 parent: str = "") -> dict[str, Any]:
         wanted = cfg.to_dict()
         training = {}
+        run_dir = self.dir / "trials" / run_name
+        if parent and not completed_epochs(run_dir / BACKUP_DIR):  # else resumed from its own
+            training["extra_callbacks"] = [pbt_mod.StartFromCheckpoint(
+                pbt_mod.checkpoint_path(self.dir, parent), cfg.learning_rate)]
         self._pruner = None
         if self.prune is not None and self._oracle is not None:
+            oracle = self._oracle if hasattr(self._oracle, "trials") else _ChiefTrials(
+                self._oracle)
             self._pruner = PruningCallback(
-                self._oracle, run_name.removeprefix("trial_"), self.domain.objective,
+                oracle, run_name.removeprefix("trial_"), self.domain.objective,
                 self.domain.direction, rule=self.prune, max_epochs=cfg.epochs)
             training["extra_callbacks"] = [self._pruner]
         summary, _ = run_or_resume(self.domain, cfg, self.dir / "trials", run_name,
@@ -277,6 +326,9 @@ class Search:
         overrides, shown = self.trial_values(trial)
         record = {"trial": trial_id, "hyperparameters": shown, "overrides": overrides,
                   "tuner_id": os.environ.get("KERASTUNER_TUNER_ID", "tuner0")}
+        if self.pbt is not None:
+            record["pbt"] = {k.removeprefix("pbt/"): v for k, v in
+                             trial.hyperparameters.values.items() if k.startswith("pbt/")}
         try:
             cfg = make_config(self.domain, {**self.fixed, **overrides}, self.smoke)
         except ValueError as error:
@@ -287,7 +339,13 @@ class Search:
         for fold in range(self.folds) if self.folds > 1 else [None]:
             run_name = f"trial_{trial_id}" + (f"-fold{fold + 1}" if fold is not None else "")
             try:
-                summary = self._run_one(cfg, run_name, fold)
+                summary = self._run_one(cfg, run_name, fold,
+                                        trial.hyperparameters.values.get(pbt_mod.PARENT, ""))
+                if self.pbt is not None and summary["status"] == "completed":
+                    values = trial.hyperparameters.values
+                    pbt_mod.keep_checkpoint(Path(summary["run_dir"]), self.dir,
+                                            int(values[pbt_mod.MEMBER]),
+                                            int(values[pbt_mod.ROUND]))
             except Exception as error:  # recorded; Keras Tuner counts it as a failed trial
                 message = str(error) if isinstance(error, UserError) else (
                     f"{type(error).__name__}: {error}")
@@ -315,6 +373,8 @@ class Search:
                               f"{', '.join(summaries[0].get('history', {}))}); the data needs "
                               "a validation split.")
         mean_curve, best_epoch = mean_curve_and_best_epoch(curves, direction)
+        if self.pbt is not None:  # members are ranked on the weights they hand on
+            best_epoch = len(mean_curve) - 1
         score = mean_curve[best_epoch]
         record["best_epoch"] = best_epoch + 1
         if len(curves) > 1:
@@ -329,6 +389,8 @@ class Search:
         for s, curve in zip(summaries, curves, strict=True):
             write_trial_hparams(Path(s["run_dir"]), {**shown, "status": status},
                                 f"trial_{trial_id}", curve[best_epoch])
+        if self.pbt is not None:
+            return {objective: score}
         # Keras Tuner reads the per-epoch values from a History and keeps the best epoch.
         history = keras.callbacks.History()
         history.history = {objective: mean_curve}
@@ -348,7 +410,8 @@ class Search:
                            directory=self.dir, project_name="keras_tuner",
                            objective=self.domain.objective, direction=self.domain.direction,
                            max_trials=self.max_trials, seed=self.base_cfg.seed,
-                           max_epochs=self.max_epochs, factor=self.factor)
+                           max_epochs=self.max_epochs, factor=self.factor,
+                           pbt=self._oracle_options())
         self._oracle = tuner.oracle
         if role != "worker" and not list(self.dir.glob("events.out.tfevents.*")):
             write_hparams_config(self.dir, self.space, self.domain.objective, self.max_epochs)
@@ -373,7 +436,46 @@ class Search:
             best = self.store.write_results(tuner.oracle, {
                 "tuner": self.tuner_kind, "max_epochs": self.max_epochs,
                 "fixed": self.fixed, "smoke": self.smoke})
+            if self.pbt is not None:
+                best = self._record_population(tuner.oracle, best)
         return SearchResult(self.dir, best, self.store.records())
+
+    def _oracle_options(self) -> dict[str, Any] | None:
+        if self.pbt is None:
+            return None
+        return {"population": self.pbt["population"], "rounds": self.pbt["rounds"]}
+
+    def _record_population(self, oracle, best: dict[str, Any] | None) -> dict[str, Any] | None:
+        """pbt.json, its plot, and best.json retraining the winner's rate schedule."""
+        from common.search_compute import plot_population_schedules
+
+        record = oracle.write_record()
+        plot_population_schedules(self.dir, record, self.pbt["ready_epochs"])
+        if best is None or not record or not record["winner"]:
+            return best
+        replay = pbt_mod.replay_overrides(record["winner"]["rates"], self.pbt["ready_epochs"])
+        best["overrides"] = {**best["overrides"], **replay}
+        best["pbt"] = {**self.pbt, "winner": record["winner"]}
+        write_json(self.dir / "best.json", best)
+        return best
+
+
+class _ChiefTrials:
+    """A worker's view of the chief's trials for pruning: Keras Tuner's OracleClient has no
+    `trials`, but its get_best_trials returns every trial (completed ones first), each with
+    its per-epoch metrics."""
+
+    ALL = 2**31 - 1
+
+    def __init__(self, client):
+        self._client = client
+
+    @property
+    def trials(self) -> dict[str, Any]:
+        return {t.trial_id: t for t in self._client.get_best_trials(self.ALL)}
+
+    def update_trial(self, trial_id, metrics, step=0):
+        return self._client.update_trial(trial_id, metrics, step=step)
 
 
 def _difference(key: str, stored: Any, wanted: Any) -> str:

@@ -87,3 +87,57 @@ def test_search_with_median_pruning_marks_the_planted_bad_trial_pruned(tmp_path)
     assert by_rate[1e-9]["status"] == "pruned" and by_rate[1e-9]["pruned_epoch"] == 1
     assert by_rate[1e-9]["epochs_run"] == 1 and by_rate[1e-9]["wall_time_s"] > 0
     assert by_rate[0.1]["status"] == "completed" and by_rate[0.1]["epochs_run"] == 3
+
+
+PRUNE_SCRIPT = """
+import sys, time
+from pathlib import Path
+from common.tuning import run_search
+from tests.toy_domain import TOY
+
+output, gate, me = sys.argv[1], sys.argv[2], sys.argv[3]
+Path(gate + "." + me).touch()  # imports done: wait until the test says go
+while not Path(gate).exists():
+    time.sleep(0.05)
+space = {"learning_rate": {"values": [0.1, 0.05, 1e-9]}, "schedule": {"values": ["constant"]}}
+run_search(TOY, fixed={"output": output, "monitor_every": 0, "log_lr_every": 0,
+                       "steps_per_epoch": 8},
+           tuner="grid", name="shared", max_trials=3, max_epochs=3, space=space, prune="median")
+"""
+
+
+def test_median_pruning_with_a_chief_and_two_workers(tmp_path):
+    import json
+    from pathlib import Path
+
+    from tests.common.test_tuning_processes import free_port, read_events, start, wait_for
+
+    script = tmp_path / "prune_search.py"
+    script.write_text(PRUNE_SCRIPT)
+    port, gate, procs = str(free_port()), tmp_path / "go", {}
+    try:
+        for tuner_id in ("chief", "tuner0", "tuner1"):
+            env = {"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+                   "KERASTUNER_ORACLE_PORT": port}
+            procs[tuner_id] = start(script, [str(tmp_path), str(gate), tuner_id], env,
+                                    log=tmp_path / f"{tuner_id}.log")
+        wait_for(lambda: all(Path(f"{gate}.{t}").exists() for t in procs), 180,
+                 "all three processes to import", procs.values())
+        gate.touch()
+        for tuner_id, proc in procs.items():
+            log = tmp_path / f"{tuner_id}.log"
+            assert proc.wait(timeout=180) == 0, f"{tuner_id}: {log.read_text()[-2000:]}"
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    search_dir = tmp_path / "toy" / "tuning" / "shared"
+    records = [json.loads(p.read_text()) for p in (search_dir / "results").glob("trial_*.json")]
+    by_rate = {r["hyperparameters"]["learning_rate"]: r for r in records}
+    assert set(by_rate) == {0.1, 0.05, 1e-9}
+    assert {r["tuner_id"] for r in records} == {"tuner0", "tuner1"}
+    # The planted rate starts once a worker is free, when both others reported epoch 1.
+    assert by_rate[1e-9]["status"] == "pruned" and by_rate[1e-9]["pruned_epoch"] == 1
+    assert by_rate[0.1]["status"] == "completed" and by_rate[0.1]["epochs_run"] == 3
+    starts = [e["trial"] for e in read_events(search_dir) if e["event"] == "start"]
+    assert sorted(starts) == sorted(r["trial"] for r in records), "a trial ran twice"
