@@ -507,3 +507,20 @@ def test_opposite_curvatures_of_equal_size_still_give_the_top_eigenvalue(eigenva
     estimate = S.HessianProbe(model, weighted_square, iterations=60).top_eigenvalue(
         x, coefficients)
     assert estimate.eigenvalue == pytest.approx(max(eigenvalues), rel=0.01)
+
+
+def test_the_shifted_run_is_not_stopped_by_its_own_large_shift():
+    # A spread of curvatures of both signs: the unshifted run cannot settle, and the
+    # shifted one (by about 8) must keep going until the top eigenvalue itself settles.
+    eigenvalues = [8.0, -8.0, 7.0, -7.0, 6.0, -6.0, 3.0, -3.0, 1.0]
+    d = len(eigenvalues)
+    model = keras.Sequential([keras.Input((d,)), keras.layers.Dense(1, use_bias=False)])
+
+    def weighted_square(coefficients, prediction):
+        return tf.reduce_mean(coefficients * tf.square(prediction))
+
+    x = tf.eye(d)
+    coefficients = tf.constant(np.array(eigenvalues)[:, None] * d / 2, tf.float32)
+    estimate = S.HessianProbe(model, weighted_square, iterations=60).top_eigenvalue(
+        x, coefficients)
+    assert estimate.eigenvalue == pytest.approx(8.0, rel=0.01)
