@@ -23,7 +23,7 @@ from common.pbt import EXPLORE_FACTORS, checkpoint_path, replay_overrides
 from common.schedule_registry import build_schedule
 from common.training import plan_schedule
 from common.tuning import run_search
-from tests.common.test_tuning_processes import free_port, read_events, start, wait_for
+from tests.common.test_tuning_processes import read_events, run_chief_and_workers, start, wait_for
 from tests.toy_domain import TOY, ToyConfig
 
 DOMAIN = TOY  # `lrsuite ... toy` finds it once a test registers this module
@@ -277,25 +277,8 @@ def test_resume_after_sigkill_between_rounds_repeats_no_round(tmp_path, script):
 
 
 def test_a_chief_and_two_workers_run_pbt_rounds_together(tmp_path, script):
-    port = str(free_port())
-    gate = tmp_path / "go"
-    procs = {}
-    try:
-        for tuner_id in ("chief", "tuner0", "tuner1"):
-            env = {"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
-                   "KERASTUNER_ORACLE_PORT": port}
-            procs[tuner_id] = start(script, [str(tmp_path), "shared", "2", str(gate), tuner_id],
-                                    env, log=tmp_path / f"{tuner_id}.log")
-        wait_for(lambda: all(Path(f"{gate}.{t}").exists() for t in procs), 180,
-                 "all three processes to import", procs.values())
-        gate.touch()
-        for tuner_id, proc in procs.items():
-            log = tmp_path / f"{tuner_id}.log"
-            assert proc.wait(timeout=180) == 0, f"{tuner_id}: {log.read_text()[-2000:]}"
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
+    run_chief_and_workers(script, lambda gate, tuner_id: [str(tmp_path), "shared", "2", str(gate),
+                                                          tuner_id], tmp_path, timeout=180)
     search_dir = tmp_path / "toy" / "tuning" / "shared"
     results = [read(p) for p in (search_dir / "results").glob("trial_*.json")]
     assert len(results) == POPULATION * 2

@@ -108,29 +108,13 @@ run_search(TOY, fixed={"output": output, "monitor_every": 0, "log_lr_every": 0,
 
 def test_median_pruning_with_a_chief_and_two_workers(tmp_path):
     import json
-    from pathlib import Path
 
-    from tests.common.test_tuning_processes import free_port, read_events, start, wait_for
+    from tests.common.test_tuning_processes import read_events, run_chief_and_workers
 
     script = tmp_path / "prune_search.py"
     script.write_text(PRUNE_SCRIPT)
-    port, gate, procs = str(free_port()), tmp_path / "go", {}
-    try:
-        for tuner_id in ("chief", "tuner0", "tuner1"):
-            env = {"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
-                   "KERASTUNER_ORACLE_PORT": port}
-            procs[tuner_id] = start(script, [str(tmp_path), str(gate), tuner_id], env,
-                                    log=tmp_path / f"{tuner_id}.log")
-        wait_for(lambda: all(Path(f"{gate}.{t}").exists() for t in procs), 180,
-                 "all three processes to import", procs.values())
-        gate.touch()
-        for tuner_id, proc in procs.items():
-            log = tmp_path / f"{tuner_id}.log"
-            assert proc.wait(timeout=180) == 0, f"{tuner_id}: {log.read_text()[-2000:]}"
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
+    run_chief_and_workers(script, lambda gate, tuner_id: [str(tmp_path), str(gate), tuner_id],
+                          tmp_path, timeout=180)
     search_dir = tmp_path / "toy" / "tuning" / "shared"
     records = [json.loads(p.read_text()) for p in (search_dir / "results").glob("trial_*.json")]
     by_rate = {r["hyperparameters"]["learning_rate"]: r for r in records}

@@ -119,26 +119,32 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_a_chief_and_two_workers_complete_a_search_together(tmp_path, script):
-    port = str(free_port())
-    gate = tmp_path / "go"
-    procs = {}
+def run_chief_and_workers(script: Path, args_for, tmp_path: Path, timeout: float) -> None:
+    """Start a Keras Tuner chief and two workers on 127.0.0.1 running `script` with
+    `args_for(gate, tuner_id)`, let them go together once all three have imported, and
+    wait until each exits 0 (its log's tail in the failure message)."""
+    port, gate, procs = str(free_port()), tmp_path / "go", {}
     try:
         for tuner_id in ("chief", "tuner0", "tuner1"):
             env = {"KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
                    "KERASTUNER_ORACLE_PORT": port}
-            procs[tuner_id] = start(script, [str(tmp_path), "shared", "4", str(gate), tuner_id],
-                                    env, log=tmp_path / f"{tuner_id}.log")
+            procs[tuner_id] = start(script, args_for(gate, tuner_id), env,
+                                    log=tmp_path / f"{tuner_id}.log")
         wait_for(lambda: all(Path(f"{gate}.{t}").exists() for t in procs), 180,
                  "all three processes to import", procs.values())
         gate.touch()
         for tuner_id, proc in procs.items():
-            log = (tmp_path / f"{tuner_id}.log")
-            assert proc.wait(timeout=150) == 0, f"{tuner_id}: {log.read_text()[-2000:]}"
+            log = tmp_path / f"{tuner_id}.log"
+            assert proc.wait(timeout=timeout) == 0, f"{tuner_id}: {log.read_text()[-2000:]}"
     finally:
         for proc in procs.values():
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_a_chief_and_two_workers_complete_a_search_together(tmp_path, script):
+    run_chief_and_workers(script, lambda gate, tuner_id: [str(tmp_path), "shared", "4", str(gate),
+                                                          tuner_id], tmp_path, timeout=150)
     search_dir = tmp_path / "toy" / "tuning" / "shared"
     results = [json.loads(p.read_text()) for p in (search_dir / "results").glob("trial_*.json")]
     assert len(results) == 4
