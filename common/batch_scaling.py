@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from common.errors import UserError
+from common.figures import pyplot, save_figure
 from common.report_render import Block, render_html, render_markdown
 from common.runs import read_json, write_json
 
@@ -128,9 +129,7 @@ def verdict_line(fig: dict[str, Any]) -> str:
 
 
 def plot_scaling(fig: dict[str, Any], path: Path) -> Path:
-    from common.reporting import _plt
-
-    plt = _plt()
+    plt = pyplot()
     sizes = np.array([r["batch_size"] for r in fig["rows"]], dtype=float)
     best = np.array([r["best_rate"] for r in fig["rows"]])
     figure, axis = plt.subplots(figsize=(6, 4))
@@ -148,11 +147,7 @@ def plot_scaling(fig: dict[str, Any], path: Path) -> Path:
     axis.set_xlabel("batch size")
     axis.set_ylabel("best learning rate")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)
 
 
 def write_batch_scaling_report(sweep_dir: Path, batch_sizes: list[int]) -> Path:

@@ -14,6 +14,7 @@ import numpy as np
 
 from common.compare import PLAN_FILE, seconds_per_step
 from common.evidence import METHOD, paired_comparison, spread
+from common.figures import pyplot, save_figure
 from common.report_render import Block, render_html, render_markdown
 from common.reporting import _fmt, _model_words, read_steps
 from common.runs import read_json, write_json
@@ -24,15 +25,6 @@ SAME_RUNS = "same runs as tuned"
 ONE_SEED = ("One seed: the differences against tuned are shown, not judged. A change of seed "
             "moves a run by about as much as many of these differences; rerun with --seeds 3 "
             "to measure the noise and tell them apart.")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _objective(summary: dict[str, Any], key: str) -> float | None:
@@ -170,7 +162,7 @@ class CompareReport:
         return [p["name"] for p in self.points if not p["same_as"]]
 
     def loss_plot(self) -> Path:
-        plt = _plt()
+        plt = pyplot()
         figure, axis = plt.subplots(figsize=(7, 4.2))
         key, drawn = "val_loss", []
         for index, name in enumerate(self._trained()):
@@ -193,7 +185,7 @@ class CompareReport:
         return self._save(figure, "val_loss.png")
 
     def rate_plot(self) -> Path:
-        plt = _plt()
+        plt = pyplot()
         figure, axis = plt.subplots(figsize=(7, 4.2))
         seed = self.seeds[0]
         for index, name in enumerate(self._trained()):
@@ -212,11 +204,7 @@ class CompareReport:
         return self._save(figure, "effective_rate.png")
 
     def _save(self, figure, name: str) -> Path:
-        figure.tight_layout()
-        path = self.plots / name
-        figure.savefig(path, dpi=100)
-        _plt().close(figure)
-        return path
+        return save_figure(figure, self.plots / name)
 
     # -- assembly --------------------------------------------------------------------------
     def blocks(self, entries: list[dict[str, Any]], verdict: str) -> list[Block]:

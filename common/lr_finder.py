@@ -31,6 +31,7 @@ import numpy as np
 
 from common.diagnosis import centred_average, smooth
 from common.errors import UserError
+from common.figures import pyplot, save_figure
 from common.schedules import RangeTestRamp
 
 SUGGESTION_RULES = ("valley", "steepest", "minimum")
@@ -169,11 +170,9 @@ def plot_range(smoothed: list[float]) -> tuple[float | None, float | None]:
 
 def write_outputs(result: RangeTest, out_dir: Path, title: str) -> None:
     """PNG (loss against log rate, suggestions marked), CSV, JSON and TensorBoard."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import tensorflow as tf
+
+    plt = pyplot()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "range_test.csv"
@@ -199,10 +198,7 @@ def write_outputs(result: RangeTest, out_dir: Path, title: str) -> None:
     axis.set_ylabel("training loss")
     axis.set_title(textwrap.fill(title, 80), fontsize=8)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    png_path = out_dir / "range_test.png"
-    figure.savefig(png_path, dpi=110)
-    plt.close(figure)
+    png_path = save_figure(figure, out_dir / "range_test.png", dpi=110)
     result.out_dir = out_dir
     result.files = {"png": str(png_path), "csv": str(csv_path), "json": str(out_dir / "range_test.json")}
     (out_dir / "range_test.json").write_text(
@@ -371,11 +367,7 @@ def find_over_seeds(domain, cfg, seeds: list[int], *, bundle_for, out_dir: Path,
 
 def _plot_seeds(tests: dict[int, RangeTest], summary: dict[str, Any], out_dir: Path,
                 name: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.5))
     lows, highs = [], []
     for index, (seed, test) in enumerate(tests.items()):
@@ -396,8 +388,4 @@ def _plot_seeds(tests: dict[int, RangeTest], summary: dict[str, Any], out_dir: P
     axis.set_title(textwrap.fill(f"LR range test over {len(tests)} seeds: {name}", 80),
                    fontsize=9)
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    path = out_dir / "range_tests.png"
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, out_dir / "range_tests.png", dpi=110)

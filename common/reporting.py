@@ -15,19 +15,11 @@ import numpy as np
 from common.domain import get_domain
 from common.errors import UserError
 from common.evidence import METHOD, Comparison, majority, paired_comparison, spread
+from common.figures import pyplot, save_figure
 from common.report_render import Block, render_html, render_markdown
 from common.runs import FINISHED_STATUSES, read_json
 
 VERDICTS = ("too_low", "good", "too_high")
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def read_steps(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -173,7 +165,7 @@ class SweepReport:
 
     # -- figures -------------------------------------------------------------
     def u_curve(self) -> Path:
-        plt = _plt()
+        plt = pyplot()
         points = self.rate_points()
         figure, axis = plt.subplots(figsize=(7, 4.2))
         rates, means, lows, highs = [], [], [], []
@@ -216,7 +208,7 @@ class SweepReport:
         return self._save(figure, "u_curve.png")
 
     def loss_curves(self) -> Path:
-        plt = _plt()
+        plt = pyplot()
         from common.diagnosis import centred_average
 
         figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -261,7 +253,7 @@ class SweepReport:
         runs = self.group(prefix, labels)
         if not runs:
             return None
-        plt = _plt()
+        plt = pyplot()
         panels = 2 if prefix == "schedule" else 1
         figure, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
         axes = np.atleast_1d(axes)
@@ -293,11 +285,7 @@ class SweepReport:
         return self._save(figure, name)
 
     def _save(self, figure, name: str) -> Path:
-        figure.tight_layout()
-        path = self.plots / name
-        figure.savefig(path, dpi=100)
-        _plt().close(figure)
-        return path
+        return save_figure(figure, self.plots / name)
 
     # -- tables ----------------------------------------------------------------
     def header(self, first: str, baseline: str) -> list[str]:

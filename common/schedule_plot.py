@@ -8,6 +8,7 @@ import numpy as np
 
 from common.cli_args import OneLineParser
 from common.errors import UserError
+from common.figures import pyplot, save_figure
 from common.schedule_registry import build_schedule, parse_assignments
 from common.schedules import rate_at
 
@@ -21,11 +22,7 @@ def schedule_curve(name: str, learning_rate: float, epochs: int, steps_per_epoch
 
 
 def plot_curves(curves: dict[str, np.ndarray], steps_per_epoch: int, path: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4))
     for label, curve in curves.items():
         axis.plot(np.arange(len(curve)) / steps_per_epoch, curve, label=label, lw=1.6)
@@ -35,11 +32,7 @@ def plot_curves(curves: dict[str, np.ndarray], steps_per_epoch: int, path: Path,
     if len(curves) > 1:
         axis.legend(fontsize=8)
     axis.grid(alpha=0.3)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)
 
 
 def plot_schedule_command(argv: list[str]) -> int:

@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from common.figures import pyplot, save_figure
 from common.runs import read_json, write_json
 
 ALWAYS_SHOWN = ("completed", "pruned", "failed")
@@ -102,15 +103,13 @@ def write_compute_section(search_dir: Path, records: list[dict[str, Any]], direc
     (Path(search_dir) / "compute.txt").write_text(text.lstrip("\n"), encoding="utf-8")
     points = [p for p in figures["anytime"] if p["best"] is not None]
     if points:
-        plt = _pyplot()
+        plt = pyplot()
         figure, axes = plt.subplots(figsize=(6, 4))
         axes.step([p["epochs"] for p in points], [p["best"] for p in points], where="post")
         axes.set_xlabel("cumulative epochs")
         axes.set_ylabel(f"best {objective} so far")
         axes.set_title("anytime curve")
-        figure.tight_layout()
-        figure.savefig(Path(search_dir) / "compute_anytime.png", dpi=100)
-        plt.close(figure)
+        save_figure(figure, Path(search_dir) / "compute_anytime.png")
     return figures, text
 
 
@@ -119,7 +118,7 @@ def plot_population_schedules(search_dir: Path, record: dict[str, Any] | None,
     """Every member's rate per round as steps over epochs; the winner's lineage thick."""
     if not record or not record.get("members"):
         return None
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4))
     for member, entries in sorted(record["members"].items(), key=lambda m: int(m[0])):
         rates = [e["rate"] for e in entries]
@@ -137,17 +136,4 @@ def plot_population_schedules(search_dir: Path, record: dict[str, Any] | None,
     axes.set_ylabel("learning rate")
     axes.set_title("PBT rate schedules")
     axes.legend(fontsize="small")
-    figure.tight_layout()
-    path = Path(search_dir) / "pbt_schedules.png"
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return save_figure(figure, Path(search_dir) / "pbt_schedules.png")

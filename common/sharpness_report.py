@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.figures import pyplot, save_figure
 from common.sharpness_callback import SHARPNESS_CSV
 
 
@@ -48,11 +49,7 @@ def read_curve(run_dir: Path) -> SharpnessCurve | None:
 def sharpness_figure(curves: Sequence[SharpnessCurve]):
     """A matplotlib figure: per rate, the sharpness (solid) and its threshold (dashed, the
     same colour). Readings at or below zero are left out (log axis)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(7, 4.2))
     colours = plt.cm.viridis(np.linspace(0.0, 0.9, max(len(curves), 1)))
     for curve, colour in zip(sorted(curves, key=lambda c: c.learning_rate), colours,
@@ -77,14 +74,7 @@ def sharpness_figure(curves: Sequence[SharpnessCurve]):
 def plot_sweep_sharpness(run_dirs: Sequence[Path], path: Path) -> Path | None:
     """Write the plot of the runs among `run_dirs` that have readings to `path` (a PNG);
     None, and no file, when none has."""
-    import matplotlib.pyplot as plt
-
     curves = [c for c in (read_curve(d) for d in run_dirs) if c is not None]
     if not curves:
         return None
-    figure = sharpness_figure(curves)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(sharpness_figure(curves), path, dpi=110)

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from common.figures import pyplot
+
 TOP_K = 5
 TOP_K_MIN_CLASSES = 11
 
@@ -39,8 +41,7 @@ def top_k_accuracy(labels: np.ndarray, logits: np.ndarray, k: int) -> float:
 
 
 def plot_confusion(counts: np.ndarray, class_names: list[str]):
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     size = max(4.0, 0.45 * len(class_names) + 2)
     figure, axes = plt.subplots(figsize=(size, size))
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -62,8 +63,7 @@ def plot_confusion(counts: np.ndarray, class_names: list[str]):
 
 
 def plot_misclassified(images, labels, predictions, class_names):
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     columns = int(np.ceil(np.sqrt(len(images))))
     rows = int(np.ceil(len(images) / columns))
     figure, grid = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
@@ -81,8 +81,7 @@ def plot_misclassified(images, labels, predictions, class_names):
 
 
 def figure_to_png(figure) -> bytes:
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
@@ -91,9 +90,6 @@ def figure_to_png(figure) -> bytes:
 
 def evaluate_extra(model, bundle, cfg, run_dir: Path) -> dict:
     """The domain's `evaluate_extra`: artefacts, plus test top-5 accuracy over 10 classes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     if bundle.test is None:
         return {}
     class_names = list(bundle.info["class_names"])
