@@ -41,6 +41,8 @@ HIGH_UPDATE_RATIO = 1e-1  # update/weight ratio per step; ~1e-3 is healthy
 LOW_UPDATE_RATIO = 1e-5
 LOSS_RISE_SHARE = 0.2  # the loss ended 20% above where it began (first vs last tenth)
 OBJECTIVE_COLLAPSE_SHARE = 0.5  # the objective ended over 50% below its best epoch
+OBJECTIVE_ZERO = 1e-6  # a score to maximise at or under this in every epoch never left 0 ...
+STUCK_SETTLED_SHARE = 0.25  # ... and a loss settled within this share of the steps: too high
 STABILITY_WINDOW = 11  # steps in the centred moving average the noise is measured around
 OVERFIT_MIN_RISES = 2  # val loss rose in each of the last 2+ epochs ...
 OVERFIT_MIN_RISE = 0.1  # ... by 10% or more over its best, while the train loss fell
@@ -107,6 +109,16 @@ def objective_collapse(history: Sequence[float], direction: str = "max") -> str:
         return (f"the objective fell from its best {best:.4g} to {final:.4g} by the end: "
                 "over half of it lost while training went on")
     return ""
+
+
+def objective_never_rose(history: Sequence[float], direction: str = "max") -> str:
+    """Evidence that a score to maximise stayed at 0 in every epoch (2 or more), e.g. val
+    Dice 0 when every pixel is predicted background, or ""."""
+    values = [float(v) for v in history if v is not None and math.isfinite(float(v))]
+    if len(values) < 2 or direction != "max" or max(values) > OBJECTIVE_ZERO:
+        return ""
+    return (f"the objective stayed at 0 in all {len(values)} epochs: the model predicts one "
+            "constant (for a segmentation, all background)")
 
 
 def loss_drop(losses: Sequence[float]) -> tuple[float, bool]:
@@ -312,6 +324,8 @@ def diagnose(
             "sharpness_settled_tail": SHARPNESS_SETTLED_TAIL,
             "sharpness_under_factor": SHARPNESS_UNDER_FACTOR,
             "sharpness_slow_drop": SHARPNESS_SLOW_DROP,
+            "objective_zero": OBJECTIVE_ZERO,
+            "stuck_settled_share": STUCK_SETTLED_SHARE,
         },
     }
     sharpness = sharpness_figures(sharpness_records)
@@ -386,6 +400,16 @@ def diagnose(
                 )
             if not too_high and under:
                 evidence.append(under)
+        never_rose = objective_never_rose(objective_history, direction)
+        if never_rose and not too_high:
+            # The loss can still fall (BCE learns the class prior): a loss that settles
+            # early means large steps left nothing else to learn; a slow one, none yet.
+            steps = report["convergence_steps"]
+            too_high = steps is not None and steps <= STUCK_SETTLED_SHARE * len(finite)
+            evidence.append(never_rose + (
+                f"; the loss settled within the first {STUCK_SETTLED_SHARE:.0%} of the steps, "
+                "as when large steps leave only the class prior" if too_high else
+                "; the loss is still falling slowly: training has not left the class prior"))
         if diverged:
             too_high = True
         if too_high:

@@ -83,6 +83,24 @@ def test_a_collapsing_objective_is_too_high_even_when_the_loss_falls():
     assert not any("objective fell" in e for e in report["evidence"])
 
 
+def test_an_objective_that_never_leaves_zero_is_never_good():
+    # DRIVE at rate 1: the loss falls fast (BCE learns the background prior), Dice stays 0.
+    fast = 0.8 + 0.5 * np.exp(-STEPS / 8)
+    assert D.diagnose(fast.tolist())["verdict"] == "good"  # the loss alone looks fine
+    report = D.diagnose(fast.tolist(), objective_history=[0.0, 0.0, 0.0])
+    assert report["verdict"] == "too_high"
+    assert any("stayed at 0 in all 3 epochs" in e for e in report["evidence"])
+    # A slow fall with Dice still 0: learning has not started yet.
+    slow = 1.3 - 0.3 * STEPS / 200
+    report = D.diagnose(slow.tolist(), objective_history=[0.0, 0.0, 0.0])
+    assert report["verdict"] == "too_low"
+    assert any("has not left the class prior" in e for e in report["evidence"])
+    # Zero only at the first epoch, one epoch alone, or a loss to minimise: no such evidence.
+    for history, direction in (([0.0, 0.3, 0.5], "max"), ([0.0], "max"), ([0.0, 0.0], "min")):
+        report = D.diagnose(fast.tolist(), objective_history=history, direction=direction)
+        assert report["verdict"] == "good", (history, direction)
+
+
 def test_nan_is_too_high_and_keeps_the_reason():
     report = D.diagnose([1.0, 0.9, math.nan], diverged=True, divergence_reason="the loss became nan")
     assert report["verdict"] == "too_high"
