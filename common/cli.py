@@ -39,7 +39,7 @@ def _import_tensorflow_quietly() -> None:
 
 _import_tensorflow_quietly()
 
-from common.cli_args import OneLineParser  # noqa: E402
+from common.cli_args import OneLineParser, add_seeds_argument  # noqa: E402
 from common.cli_domain import (  # noqa: E402
     build_config,
     domain_parser,
@@ -89,10 +89,8 @@ def cmd_train(argv: list[str]) -> int:
     parser.add_argument("--from-best", default=None, metavar="SEARCH_DIR",
                         help="start from the winner of a finished 'lrsuite tune' search "
                              "(its values and budget; flags given here go on top)")
-    parser.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
-                        help="train once per seed (runs <name>-seed-<s>) and print the "
-                             "objective's mean, sd and range over them (a count from --seed "
-                             "on, or seeds joined by ','; default: --seed alone)")
+    add_seeds_argument(parser, "train once per seed (runs <name>-seed-<s>) and print the "
+                               "objective's mean, sd and range over them")
     known, _ = parser.parse_known_args(rest)
     base = None
     if known.from_best:
@@ -150,10 +148,8 @@ def cmd_lr_find(argv: list[str]) -> int:
                        help="suggestion used (default valley)")
     extra.add_argument("--stop-factor", type=float, default=4.0,
                        help="stop when the smoothed loss passes this multiple of its best")
-    extra.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
-                       help="run the test once per seed and report how far the suggestion "
-                            "moves (a count from --seed on, or seeds joined by ','; "
-                            "default: --seed alone)")
+    add_seeds_argument(extra, "run the test once per seed and report how far the suggestion "
+                              "moves")
     namespace, cfg = build_config(domain, parser, rest)
     check_range_test_args(namespace.start_lr, namespace.end_lr, namespace.num_steps,
                           namespace.rule, namespace.stop_factor)  # before anything is written
@@ -225,9 +221,7 @@ def cmd_sweep(argv: list[str]) -> int:
                        help="steps of the LR range test the sweep runs first; its "
                             "suggestion is drawn on the report's U-curve (default: "
                             "%(default)s)")
-    extra.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
-                       help="run every point once per seed and compare them in pairs (a count "
-                            "from --seed on, or seeds joined by ','; default: --seed alone)")
+    add_seeds_argument(extra, "run every point once per seed and compare them in pairs")
     extra.add_argument("--keep-early-stopping", action="store_true",
                        help="keep the domain's early stopping in the sweep's runs (off by "
                             "default: a schedule is compared over its whole horizon)")

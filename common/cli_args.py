@@ -105,3 +105,12 @@ def config_from_args(config_cls: type, namespace: argparse.Namespace, *, smoke: 
     if smoke:
         return config_cls.smoke(**values)
     return config_cls(**values)
+
+
+SEEDS_FORMAT = "a count from --seed on, or seeds joined by ','; default: --seed alone"
+
+
+def add_seeds_argument(parser, what: str) -> None:
+    """The `--seeds` option, read by `common.evidence.parse_seeds`; `what` says what each seed runs."""
+    parser.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
+                        help=f"{what} ({SEEDS_FORMAT})")

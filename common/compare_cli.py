@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from common.cli_args import add_seeds_argument
 from common.compare import PLAN_FILE, PRESETS, Compare, newest_sweep, rate_free_points, tuned_source
 from common.errors import UserError
 from common.runs import read_json
@@ -23,10 +24,8 @@ def cmd_compare(argv: list[str]) -> int:
     extra.add_argument("--preset", default=None,
                        help=f"which points to train: {', '.join(PRESETS)} (default tuned, "
                             "schedule-free AdamW, Prodigy, D-Adaptation, DoG and WSD)")
-    extra.add_argument("--seeds", default=None, metavar="N|S1,S2,...",
-                       help="run every point once per seed and compare them in pairs with "
-                            "tuned (a count from --seed on, or seeds joined by ','; "
-                            "default: --seed alone)")
+    add_seeds_argument(extra, "run every point once per seed and compare them in pairs with "
+                              "tuned")
     extra.add_argument("--from-sweep", default=None, metavar="SWEEP_DIR",
                        help="the sweep whose best rate is the tuned point (default: the "
                             "newest finished sweep of the domain under --output)")
