@@ -125,6 +125,36 @@ def test_one_seed_shows_differences_without_judging_them(compared):
     assert "(one seed: not judged)" in _table(one_seed_md)["prodigy"][3]
 
 
+def test_a_divergence_makes_a_point_worse_whatever_its_other_seeds_say(compared, tmp_path):
+    import shutil
+
+    comparison = compared[0]
+    folder = tmp_path / "c"
+    shutil.copytree(comparison.dir, folder)
+    # Prodigy diverges on seed 2, where tuned (= default) finished; DoG diverges on both.
+    for point, seeds in (("prodigy", (2,)), ("dog", (1, 2))):
+        for seed in seeds:
+            path = folder / point / f"seed-{seed}" / "summary.json"
+            summary = read_json(path)
+            summary["status"] = "diverged"
+            write_json(path, summary)
+    md, _ = write_compare_report(folder)
+    entries = {e["point"]: e for e in read_json(folder / "compare.json")["points"]}
+    rows = _table(md.read_text())
+    prodigy, dog = entries["prodigy"]["vs_tuned"], entries["dog"]["vs_tuned"]
+    assert prodigy["verdict"] == "worse" and prodigy["diverged_seeds"] == [2]
+    assert prodigy["n"] == 1  # the paired difference keeps the seed both finished
+    assert rows["prodigy"][3].endswith("diverged on seed 2: worse")
+    assert rows["prodigy"][2].endswith("(diverged 1/2)")
+    assert dog["verdict"] == "worse" and dog["diverged_seeds"] == [1, 2]
+    assert dog["difference"] is None and rows["dog"][3] == "diverged on seed 1, 2: worse"
+    verdict = read_json(folder / "compare.json")["verdict"]
+    assert "dog" in verdict.split("Worse than")[1] and "prodigy" in verdict.split("Worse than")[1]
+    # The others are judged as before.
+    assert entries["dadapt_adam"]["vs_tuned"]["n"] == 2
+    assert "diverged_seeds" not in entries["dadapt_adam"]["vs_tuned"]
+
+
 def test_step_times_are_recorded_per_step_and_the_traced_step_left_out(compared):
     comparison, _, _, _ = compared
     data = json.loads((comparison.dir / "compare.json").read_text())
