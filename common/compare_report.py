@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from common.compare import PLAN_FILE, seconds_per_step
-from common.evidence import METHOD, paired_comparison, spread
+from common.evidence import METHOD, compare_with_divergences, divergence_text, spread
 from common.figures import pyplot, save_figure
 from common.report_render import Block, render_html, render_markdown
 from common.reporting import _fmt, _model_words, read_steps
@@ -32,19 +32,6 @@ def _objective(summary: dict[str, Any], key: str) -> float | None:
     if summary.get("status") != "completed" or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(float(value)) else None
-
-
-def _divergence_text(versus: dict[str, Any]) -> str:
-    """The cell of a comparison decided (or coloured) by divergences."""
-    parts = []
-    if versus["difference"] is not None:
-        low, high = versus["interval"]
-        shown = (f" [{low:+.4g}, {high:+.4g}]" if low is not None else "")
-        parts.append(f"{versus['difference']:+.4g}{shown} on the seeds both finished;")
-    for key, who in (("diverged_seeds", "diverged"), ("tuned_diverged_seeds", "tuned diverged")):
-        if versus.get(key):
-            parts.append(f"{who} on seed {', '.join(map(str, versus[key]))}:")
-    return " ".join(parts + [versus["verdict"]])
 
 
 class CompareReport:
@@ -75,24 +62,10 @@ class CompareReport:
                       if s.get("status") == "diverged")
 
     def versus_tuned(self, name: str, values: dict[int, float]) -> dict[str, Any] | None:
-        """The paired comparison with tuned, where a divergence counts: it is the worst
-        result on its seed, not a missing one, so a point that diverged on a seed where
-        tuned finished is worse (and better where only tuned diverged), whatever the
-        interval over the other seeds says."""
-        baseline = self.values(BASELINE)
-        result = paired_comparison(values, baseline, direction=self.direction)
-        versus = result.as_dict() if result else None
-        lost = [seed for seed in self.diverged(name) if seed in baseline]
-        won = [seed for seed in self.diverged(BASELINE) if seed in values]
-        if not lost and not won:
-            return versus
-        versus = versus or {"difference": None, "interval": [None, None], "n": 0,
-                            "method": METHOD}
-        versus.update(diverged_seeds=lost, tuned_diverged_seeds=won)
-        if bool(lost) != bool(won):
-            versus["verdict"] = "worse" if lost else "better"
-        versus.setdefault("verdict", "not judged")  # each lost a seed, and none is shared
-        return versus
+        return compare_with_divergences(values, self.values(BASELINE),
+                                        entry_diverged=self.diverged(name),
+                                        baseline_diverged=self.diverged(BASELINE),
+                                        direction=self.direction)
 
     def step_seconds(self, name: str) -> tuple[float | None, list[str]]:
         """(mean over seeds of each run's median seconds per step, the sources used)."""
@@ -148,8 +121,8 @@ class CompareReport:
             versus_text = versus
         elif versus is None:
             versus_text = "-"
-        elif versus.get("diverged_seeds") or versus.get("tuned_diverged_seeds"):
-            versus_text = _divergence_text(versus)
+        elif versus.get("diverged_seeds") or versus.get("baseline_diverged_seeds"):
+            versus_text = divergence_text(versus, BASELINE)
         elif versus["interval"][0] is None:
             versus_text = f"{versus['difference']:+.4g} (one seed: not judged)"
         else:

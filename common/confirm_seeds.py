@@ -24,7 +24,7 @@ from typing import Any
 
 from common.domain import Domain
 from common.errors import UserError
-from common.evidence import METHOD, paired_comparison, parse_seeds, spread
+from common.evidence import METHOD, compare_with_divergences, divergence_text, parse_seeds, spread
 from common.report_render import Block, render_html, render_markdown
 from common.resumable import run_or_resume
 from common.runs import read_json, write_json
@@ -138,11 +138,13 @@ def compare_arms(domain: Domain, runs: dict[str, dict[int, dict[str, Any]]],
     for metric in metrics:
         values = {arm: _values(runs[arm], metric) for arm in ARMS}
         over = {arm: spread(list(values[arm].values())) for arm in ARMS}
-        comparison = paired_comparison(values["winner"], values["default"],
-                                       direction=domain.direction)
+        diverged = {arm: [s for s in seeds if runs[arm][s].get("status") == "diverged"]
+                    for arm in ARMS}
         result["metrics"][metric] = {
             **{arm: over[arm].as_dict() if over[arm] else None for arm in ARMS},
-            "winner_minus_default": comparison.as_dict() if comparison else None,
+            "winner_minus_default": compare_with_divergences(
+                values["winner"], values["default"], entry_diverged=diverged["winner"],
+                baseline_diverged=diverged["default"], direction=domain.direction),
         }
     return result
 
@@ -161,6 +163,8 @@ def _spread_text(entry: dict[str, Any] | None) -> str:
 def _difference_text(entry: dict[str, Any] | None) -> str:
     if not entry:
         return "no seed with both arms finished"
+    if entry.get("diverged_seeds") or entry.get("baseline_diverged_seeds"):
+        return divergence_text(entry, "default")
     low, high = entry["interval"]
     interval = f" [{low:.3g}, {high:.3g}]" if low is not None else ""
     return f"{entry['difference']:.3g}{interval}, n={entry['n']}: {entry['verdict']}"

@@ -98,6 +98,42 @@ def paired_comparison(entry: dict[int, float], baseline: dict[int, float], *,
     return Comparison(mean, low, high, n, verdict)
 
 
+def compare_with_divergences(entry: dict[int, float], baseline: dict[int, float], *,
+                             entry_diverged: Sequence[int] = (),
+                             baseline_diverged: Sequence[int] = (),
+                             direction: str = "max") -> dict | None:
+    """`paired_comparison` as a dict, where a divergence counts: it is the worst result on
+    its seed, not a missing one. An entry that diverged on a seed where the baseline finished
+    is worse (better where only the baseline diverged), whatever the interval over the
+    other seeds says; the dict then lists those seeds. None when nothing is comparable."""
+    result = paired_comparison(entry, baseline, direction=direction)
+    versus = result.as_dict() if result else None
+    lost = sorted(seed for seed in entry_diverged if seed in baseline)
+    won = sorted(seed for seed in baseline_diverged if seed in entry)
+    if not lost and not won:
+        return versus
+    versus = versus or {"difference": None, "interval": [None, None], "n": 0, "method": METHOD}
+    versus.update(diverged_seeds=lost, baseline_diverged_seeds=won)
+    if bool(lost) != bool(won):
+        versus["verdict"] = "worse" if lost else "better"
+    versus.setdefault("verdict", "not judged")  # each lost a seed, and none is shared
+    return versus
+
+
+def divergence_text(versus: dict, baseline: str) -> str:
+    """A comparison decided (or coloured) by divergences, in words."""
+    parts = []
+    if versus["difference"] is not None:
+        low, high = versus["interval"]
+        shown = f" [{low:+.4g}, {high:+.4g}]" if low is not None else ""
+        parts.append(f"{versus['difference']:+.4g}{shown} on the seeds both finished;")
+    for key, who in (("diverged_seeds", "diverged"), ("baseline_diverged_seeds",
+                                                     f"{baseline} diverged")):
+        if versus.get(key):
+            parts.append(f"{who} on seed {', '.join(map(str, versus[key]))}:")
+    return " ".join(parts + [versus["verdict"]])
+
+
 def majority(verdicts: Sequence[str]) -> tuple[str, int, int]:
     """The most common verdict, its count and the total (ties: the first seen wins)."""
     if not verdicts:

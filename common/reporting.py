@@ -14,7 +14,7 @@ import numpy as np
 
 from common.domain import get_domain
 from common.errors import UserError
-from common.evidence import METHOD, Comparison, majority, paired_comparison, spread
+from common.evidence import METHOD, compare_with_divergences, divergence_text, majority, spread
 from common.figures import pyplot, save_figure
 from common.report_render import Block, render_html, render_markdown
 from common.runs import FINISHED_STATUSES, read_json
@@ -68,12 +68,15 @@ def _mean_sd(values: list[float], digits: int = 4) -> str:
             f"[{_fmt(spread_.low, digits)}, {_fmt(spread_.high, digits)}]")
 
 
-def _comparison_text(result: Comparison | None) -> str:
+def _comparison_text(result: dict[str, Any] | None) -> str:
     if result is None:
         return "-"
-    if result.low is None:
-        return f"{result.difference:+.4f} (one seed: not judged)"
-    return f"{result.difference:+.4f} [{result.low:+.4f}, {result.high:+.4f}] {result.verdict}"
+    if result.get("diverged_seeds") or result.get("baseline_diverged_seeds"):
+        return divergence_text(result, "baseline")
+    low, high = result["interval"]
+    if low is None:
+        return f"{result['difference']:+.4f} (one seed: not judged)"
+    return f"{result['difference']:+.4f} [{low:+.4f}, {high:+.4f}] {result['verdict']}"
 
 
 RULES_IN_WORDS = (
@@ -158,10 +161,16 @@ class SweepReport:
         return {seed: v for seed, s in runs.items() if (v := _metric(s, key)) is not None
                 and s.get("status") == "completed"}
 
-    def compare(self, runs, baseline) -> Comparison | None:
-        return paired_comparison(self._values(runs, self.objective),
-                                 self._values(baseline, self.objective),
-                                 direction=self.direction)
+    def compare(self, runs, baseline) -> dict[str, Any] | None:
+        """The paired comparison (common.evidence), a divergence counted as a loss."""
+        def diverged(points):
+            return [seed for seed, s in points.items() if s.get("status") == "diverged"]
+
+        return compare_with_divergences(self._values(runs, self.objective),
+                                        self._values(baseline, self.objective),
+                                        entry_diverged=diverged(runs),
+                                        baseline_diverged=diverged(baseline),
+                                        direction=self.direction)
 
     # -- figures -------------------------------------------------------------
     def u_curve(self) -> Path:
@@ -356,17 +365,19 @@ class SweepReport:
                     "seed moves a run by about as much as many of these differences; rerun "
                     "with --seeds 3 to measure the noise and tell them apart.")
         judged = [(label, self.compare(r, baseline)) for label, r in runs if r is not baseline]
-        better = [(label, c) for label, c in judged if c and c.verdict == "better"]
-        worse = [label for label, c in judged if c and c.verdict == "worse"]
+        better = [(label, c) for label, c in judged if c and c["verdict"] == "better"
+                  and c["difference"] is not None and c["interval"][0] is not None]
+        worse = [label for label, c in judged if c and c["verdict"] == "worse"]
         if not better:
             text = (f"No {prefix} beats {baseline_label} beyond noise at this budget: they tie "
                     f"(n={len(self.seeds)} seeds, paired intervals).")
         else:
-            best_label, best = max(better, key=lambda item: item[1].difference
+            best_label, best = max(better, key=lambda item: item[1]["difference"]
                                    * (1 if self.direction == "max" else -1))
+            low, high = best["interval"]
             text = (f"{best_label} is better than {baseline_label} beyond noise: "
-                    f"{best.difference:+.4f} [{best.low:+.4f}, {best.high:+.4f}] over "
-                    f"{best.n} seeds")
+                    f"{best['difference']:+.4f} [{low:+.4f}, {high:+.4f}] over "
+                    f"{best['n']} seeds")
             others = [label for label, _ in better if label != best_label]
             text += (f"; also better: {', '.join(others)}." if others else ".")
         if worse:

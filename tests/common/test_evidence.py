@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from common.evidence import majority, paired_comparison, spread
+from common.evidence import compare_with_divergences, majority, paired_comparison, spread
 
 
 def test_spread_by_hand():
@@ -46,6 +46,26 @@ def test_one_seed_is_not_judged_and_unshared_seeds_are_left_out():
     assert one.verdict == "one seed" and one.low is None and one.difference == pytest.approx(0.8)
     assert paired_comparison({1: 0.9}, {2: 0.1}) is None
     assert paired_comparison({1: math.nan, 2: 0.5}, {1: 0.2, 2: 0.4}).n == 1
+
+
+def test_a_divergence_is_a_loss_on_its_seed_not_a_missing_value():
+    baseline = {1: 0.42, 2: 0.44, 3: 0.41}
+    # Finished seeds alone would leave the gap inside a wide 2-seed interval.
+    finished = {1: 0.17, 2: 0.30}
+    assert paired_comparison(finished, baseline).verdict == "within noise"
+    versus = compare_with_divergences(finished, baseline, entry_diverged=[3])
+    assert versus["verdict"] == "worse" and versus["diverged_seeds"] == [3]
+    assert versus["n"] == 2 and versus["difference"] == pytest.approx(-0.195)
+    # Diverged everywhere: still worse, with no difference to show.
+    versus = compare_with_divergences({}, baseline, entry_diverged=[1, 2, 3])
+    assert versus["verdict"] == "worse" and versus["difference"] is None
+    # Only the baseline diverged on a seed the entry finished: better; with a direction of min too.
+    versus = compare_with_divergences({1: 0.9, 2: 0.8}, {1: 0.7}, baseline_diverged=[2],
+                                      direction="min")
+    assert versus["verdict"] == "better" and versus["baseline_diverged_seeds"] == [2]
+    # No divergence: the plain paired comparison.
+    assert compare_with_divergences(baseline, baseline) == paired_comparison(baseline,
+                                                                              baseline).as_dict()
 
 
 def test_majority_counts():

@@ -71,7 +71,7 @@ def test_two_identical_configs_tie_and_the_report_names_no_winner(tmp_path):
     sweep.run()
     report = SweepReport(sweep.dir)
     same = report.compare(report.points["schedule-step"], report.points["rate-01-0.1"])
-    assert same.verdict == "within noise" and same.n == 3
+    assert same["verdict"] == "within noise" and same["n"] == 3
     md = write_sweep_report(sweep.dir)[0].read_text()
     assert "No schedule beats the constant rate beyond noise at this budget: they tie" in md
     assert "The sgd entry is the grid's run at the best rate." in md
