@@ -287,8 +287,19 @@ def cmd_report(argv: list[str]) -> int:
     parser.add_argument("--sweep", default=None, help="re-write the report of this sweep folder")
     parser.add_argument("--rediagnose", action="store_true",
                         help="with --sweep: diagnose its runs again with the current rules")
+    parser.add_argument("--searches", default=None, metavar="DIR1,DIR2,...",
+                        help="compare finished searches of one domain (compute, anytime "
+                             "curves, confirmed winners) on one page")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="with --searches: where to write searches.md/.html "
+                             "(default: the first search's parent folder)")
     namespace = parser.parse_args(argv)
-    if namespace.sweep:
+    if namespace.searches:
+        from common.search_comparison import compare_searches
+
+        folders = [Path(p) for p in namespace.searches.split(",") if p.strip()]
+        md, page = compare_searches(folders, Path(namespace.out) if namespace.out else None)
+    elif namespace.sweep:
         if not (Path(namespace.sweep) / "sweep.json").is_file():
             raise UserError(f"{namespace.sweep}: no sweep.json there; pass a sweep folder.")
         if namespace.rediagnose:

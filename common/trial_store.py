@@ -177,6 +177,7 @@ class TrialStore:
                 "domain": self.domain.name,
                 "search_dir": str(self.dir),
                 "tuner": search["tuner"],
+                "prune": search.get("prune"),
                 "objective": self.domain.objective,
                 "direction": self.domain.direction,
                 "trial": best["trial"],

@@ -233,6 +233,7 @@ class Search:
             "folds": self.folds,
             "factor": self.factor if self.tuner_kind == "hyperband" else None,
             "pbt": self.pbt,
+            "prune": self.prune,
         })
 
     def check_definition(self, role: str) -> None:
@@ -435,7 +436,7 @@ class Search:
         else:
             best = self.store.write_results(tuner.oracle, {
                 "tuner": self.tuner_kind, "max_epochs": self.max_epochs,
-                "fixed": self.fixed, "smoke": self.smoke})
+                "fixed": self.fixed, "smoke": self.smoke, "prune": self.prune})
             if self.pbt is not None:
                 best = self._record_population(tuner.oracle, best)
         return SearchResult(self.dir, best, self.store.records())
