@@ -55,9 +55,10 @@ commands:
   train DOMAIN [options]        train one run (domains: {domains})
   lr-find DOMAIN [options]      learning-rate range test: plot, curve and suggestion
   sweep DOMAIN [options]        grid of rates, then schedules and optimizers; writes a report
-  tune DOMAIN [options]         Keras Tuner search (hyperband|random|grid|bayesian); resumable
+  tune DOMAIN [options]         Keras Tuner search (hyperband|random|grid|bayesian|pbt); resumable
   compare DOMAIN [options]      --preset rate-free: rate-free methods against the tuned rate
   report [--output runs]        one page with the latest sweep of every domain
+  report --searches A,B[,...]   finished searches of one domain compared (compute, anytime)
   demo [--output runs/demo]     short sweeps in every domain on generated data, offline
   schedules                     list the learning-rate schedules and their parameters
   schedules plot NAME [K=V ...] write a PNG of a schedule's rate over training
