@@ -39,6 +39,6 @@ DOMAIN = Domain(
     write_demo_data=demo.write_demo_data,
     demo_overrides=demo.OVERRIDES,
     describe_model=describe_model,
-    commands=(Command("translate", "--run DIR TEXT ...",
+    commands=(Command("translate", "--run DIR [--beam-size K] TEXT ...",
                       "translate sentences with a trained translation run", cmd_translate),),
 )

@@ -69,7 +69,7 @@ class TranslationConfig(TrainConfig):
     max_target_length: int = help_field(
         40,
         help="Target tokens per sentence including [START]/[END]; also the "
-        "longest translation greedy decoding produces.",
+        "longest translation decoding produces.",
     )
     model_dim: int = help_field(256, help="Width of embeddings and attention.")
     num_heads: int = help_field(4, help="Attention heads (must divide model_dim).")
@@ -88,6 +88,16 @@ class TranslationConfig(TrainConfig):
     )
     decode_batch_size: int = help_field(
         128, help="Sentences decoded at once when scoring BLEU."
+    )
+    beam_size: int = help_field(
+        1,
+        help="Beam search width when decoding the test split; 1 decodes greedily "
+        "(beam search is not yet measured on real data).",
+    )
+    length_penalty: float = help_field(
+        0.6,
+        help="Alpha of the GNMT length penalty ((5 + length) / 6)^alpha that beam "
+        "search divides log-probabilities by; 0 ranks by raw log-probability.",
     )
     max_eval_sentences: int | None = help_field(
         None,
@@ -154,6 +164,11 @@ class TranslationConfig(TrainConfig):
                 f"Received: label_smoothing={self.label_smoothing!r}"
             )
         _check_at_least("decode_batch_size", self.decode_batch_size, 1)
+        _check_at_least("beam_size", self.beam_size, 1)
+        if not self.length_penalty >= 0:  # also refuses nan
+            raise ValueError(
+                f"length_penalty must be >= 0. Received: length_penalty={self.length_penalty!r}"
+            )
         if self.max_eval_sentences is not None:
             _check_at_least("max_eval_sentences", self.max_eval_sentences, 1)
         _check_at_least("text_examples", self.text_examples, 0)

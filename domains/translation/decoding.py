@@ -2,7 +2,8 @@
 
 The source is encoded once; the decoder then reruns on the growing target prefix and
 appends its most likely next token, until every sentence has produced [END] or the
-translation reaches `max_target_length` tokens.
+translation reaches `max_target_length` tokens. `translate` can use beam search
+instead (`beam.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from keras import ops
 
 from common.errors import UserError
 from domains.translation import model as _registered_layers  # noqa: F401
+from domains.translation.beam import beam_decode
 from domains.translation.tokenizer import (
     END_ID,
     PAD_ID,
@@ -63,13 +65,23 @@ def greedy_decode(model: keras.Model, source_ids, max_length: int) -> np.ndarray
     return ops.convert_to_numpy(tokens[:, 1:])
 
 
+def decoding_name(beam_size: int, length_penalty: float) -> str:
+    """How `translate` decodes, as summary.json records it."""
+    if beam_size == 1:
+        return "greedy"
+    return f"beam {beam_size}, length penalty {length_penalty:g}"
+
+
 def translate(
     model: keras.Model,
     vocabularies: Vocabularies,
     sentences: list[str],
     batch_size: int = 128,
+    beam_size: int = 1,
+    length_penalty: float = 0.6,
 ) -> list[str]:
-    """Detokenised greedy translations of `sentences`, in order."""
+    """Detokenised translations of `sentences`, in order: greedy, or beam search when
+    `beam_size` > 1 (`batch_size` sentences at once, so batch_size * beam_size rows)."""
     encoder = Encoder(vocabularies)
     # Batches of similar length stop decoding sooner; the order is restored at the end.
     order = sorted(range(len(sentences)), key=lambda index: len(sentences[index]))
@@ -78,7 +90,11 @@ def translate(
         indices = order[start : start + batch_size]
         chunk = tf.constant([sentences[index] for index in indices])
         source_ids = encoder.source_ids(chunk).to_tensor(default_value=PAD_ID)
-        decoded = greedy_decode(model, source_ids, vocabularies.max_target_length)
+        if beam_size > 1:
+            decoded = beam_decode(model, source_ids, vocabularies.max_target_length,
+                                  beam_size, length_penalty)
+        else:
+            decoded = greedy_decode(model, source_ids, vocabularies.max_target_length)
         for index, row in zip(indices, decoded, strict=True):
             translations[index] = ids_to_text(row, vocabularies.target)
     return translations
@@ -107,7 +123,9 @@ def load_trained_model(run_dir: Path) -> tuple[keras.Model, Vocabularies]:
     return model, vocabularies
 
 
-def translate_from_run(run_dir: Path, sentences: list[str]) -> list[str]:
+def translate_from_run(
+    run_dir: Path, sentences: list[str], beam_size: int = 1, length_penalty: float = 0.6
+) -> list[str]:
     """`lrsuite translate --run DIR "sentence" ...`: one translation per sentence."""
     sentences = [sentence.strip() for sentence in sentences]
     if not sentences or not all(sentences):
@@ -115,7 +133,8 @@ def translate_from_run(run_dir: Path, sentences: list[str]) -> list[str]:
             "translate: give at least one non-empty sentence to translate."
         )
     model, vocabularies = load_trained_model(Path(run_dir))
-    return translate(model, vocabularies, sentences)
+    return translate(model, vocabularies, sentences, beam_size=beam_size,
+                     length_penalty=length_penalty)
 
 
 def cmd_translate(argv: list[str]) -> int:
@@ -125,12 +144,23 @@ def cmd_translate(argv: list[str]) -> int:
     parser = OneLineParser(prog="lrsuite translate",
                            description="Translate sentences with a trained translation run.")
     parser.add_argument("--run", required=True, help="run directory of a translation run")
+    parser.add_argument("--beam-size", type=int, default=1,
+                        help="hypotheses kept per sentence; 1 (default) decodes greedily")
+    parser.add_argument("--length-penalty", type=float, default=0.6,
+                        help="alpha of the GNMT length penalty in beam search (default: 0.6)")
     parser.add_argument("text", nargs="+", help="sentences to translate")
     namespace = parser.parse_args(argv)
+    if namespace.beam_size < 1:
+        raise UserError(f"--beam-size must be an integer >= 1. Received: {namespace.beam_size}")
+    if not namespace.length_penalty >= 0:  # also refuses nan
+        raise UserError(
+            f"--length-penalty must be a number >= 0. Received: {namespace.length_penalty}"
+        )
     run_dir = Path(namespace.run)
     if not (run_dir / MODEL_FILE).is_file():
         raise UserError(f"{run_dir}: no model.keras there; pass the directory of a "
                         "completed translation run.")
-    for line in translate_from_run(run_dir, namespace.text):
+    for line in translate_from_run(run_dir, namespace.text, namespace.beam_size,
+                                   namespace.length_penalty):
         print(line)
     return 0

@@ -1,4 +1,5 @@
-"""After training: greedy-decode the test split, score it with sacreBLEU, keep artefacts.
+"""After training: decode the test split (greedy, or beam search with --beam-size > 1),
+score it with sacreBLEU, keep artefacts.
 
 Writes into the run directory `vocab/tokenizer.json` (what `lrsuite translate` needs
 beside model.keras), `test_translations.tsv` (source, reference, hypothesis per line)
@@ -12,7 +13,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from domains.translation.bleu import corpus_scores
-from domains.translation.decoding import VOCAB_FOLDER, translate
+from domains.translation.decoding import VOCAB_FOLDER, decoding_name, translate
 
 TRANSLATIONS_FILE = "test_translations.tsv"
 
@@ -29,7 +30,7 @@ def triples_markdown(sources, references, hypotheses) -> str:
 
 
 def evaluate_extra(model, bundle, cfg, run_dir: Path) -> dict:
-    """Test BLEU and chrF (sacreBLEU, 13a, cased unless --lowercase) of greedy output."""
+    """Test BLEU and chrF (sacreBLEU, 13a, cased unless --lowercase) of decoded output."""
     vocabularies = bundle.info["vocabularies"]
     vocabularies.save(run_dir / VOCAB_FOLDER)
     sources, references = bundle.info["test_pairs"]
@@ -38,7 +39,8 @@ def evaluate_extra(model, bundle, cfg, run_dir: Path) -> dict:
         references = references[: cfg.max_eval_sentences]
     if cfg.lowercase:  # score on the same normalisation the model was trained on
         references = [reference.lower() for reference in references]
-    hypotheses = translate(model, vocabularies, sources, batch_size=cfg.decode_batch_size)
+    hypotheses = translate(model, vocabularies, sources, batch_size=cfg.decode_batch_size,
+                           beam_size=cfg.beam_size, length_penalty=cfg.length_penalty)
     scores = corpus_scores(hypotheses, references)
 
     with (run_dir / TRANSLATIONS_FILE).open("w", encoding="utf-8") as stream:
@@ -61,4 +63,5 @@ def evaluate_extra(model, bundle, cfg, run_dir: Path) -> dict:
         "test_bleu_signature": scores["bleu_signature"],
         "test_chrf_signature": scores["chrf_signature"],
         "test_sentences_decoded": len(hypotheses),
+        "test_decoding": decoding_name(cfg.beam_size, cfg.length_penalty),
     }
