@@ -18,7 +18,8 @@ from domains.translation.config import TranslationConfig
 from domains.translation.decoding import greedy_decode, translate
 from domains.translation.evaluate import evaluate_extra
 from domains.translation.model import build_transformer
-from domains.translation.tokenizer import END_ID, START_ID, build_vocabularies
+from domains.translation.tokenizer import END_ID, START_ID
+from tests.domains.translation_fixtures import save_tiny_run
 
 VOCAB = 14  # ids 4..13 are words; 0 pad, 1 [UNK], 2 [START], 3 [END]
 MAX_LENGTH = 10
@@ -187,18 +188,7 @@ def test_source_padding_does_not_change_the_beam():
 
 def _saved_run(tmp_path):
     sources = ["zwei rote Hunde .", "ein Haus ."]
-    vocabularies = build_vocabularies(
-        sources, ["two red dogs.", "one house."], source_size=20, target_size=20,
-        lowercase=False, max_source_length=8, max_target_length=8,
-    )
-    keras.utils.set_random_seed(5)
-    model = build_transformer(
-        source_vocab_size=len(vocabularies.source), target_vocab_size=len(vocabularies.target),
-        max_source_length=8, max_target_length=8, dim=16, num_heads=2, ff_dim=32,
-        num_layers=1, dropout=0.0,
-    )
-    model.save(tmp_path / "model.keras")
-    vocabularies.save(tmp_path / "vocab")
+    model, vocabularies = save_tiny_run(tmp_path, sources, ["two red dogs.", "one house."])
     return model, vocabularies, sources
 
 

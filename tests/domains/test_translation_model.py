@@ -21,7 +21,8 @@ from domains.translation.losses import MaskedSparseCrossentropy, MaskedTokenAccu
 from domains.translation.model import (
     build_transformer,
 )
-from domains.translation.tokenizer import END_ID, START_ID, build_vocabularies
+from domains.translation.tokenizer import END_ID, START_ID
+from tests.domains.translation_fixtures import save_tiny_run
 
 VOCAB = 14  # ids 4..13 are words; 0 pad, 1 [UNK], 2 [START], 3 [END]
 
@@ -208,19 +209,8 @@ def test_bleu_rejects_mismatched_lengths():
 
 
 def test_translate_from_run_matches_the_in_memory_model(tmp_path):
-    keras.utils.set_random_seed(5)
     sources = ["zwei rote Hunde .", "ein Haus ."]  # longest first: translate sorts
-    vocabularies = build_vocabularies(
-        sources, ["one house.", "two red dogs."], source_size=20, target_size=20,
-        lowercase=False, max_source_length=8, max_target_length=8,
-    )
-    model = build_transformer(
-        source_vocab_size=len(vocabularies.source), target_vocab_size=len(vocabularies.target),
-        max_source_length=8, max_target_length=8, dim=16, num_heads=2, ff_dim=32,
-        num_layers=1, dropout=0.0,
-    )
-    model.save(tmp_path / "model.keras")
-    vocabularies.save(tmp_path / "vocab")
+    model, vocabularies = save_tiny_run(tmp_path, sources, ["one house.", "two red dogs."])
     expected = translate(model, vocabularies, sources)
     # Decoding one at a time gives the same: batching, padding and order do not matter.
     assert [translate(model, vocabularies, [text])[0] for text in sources] == expected
