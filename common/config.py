@@ -118,6 +118,12 @@ class TrainConfig:
     clipnorm: float | None = help_field(
         None, help="Clip each gradient to this norm (unset: no clipping)."
     )
+    weight_averaging: float = help_field(
+        0.0,
+        help="Validate, test and save an exponential moving average of the weights "
+        "with this momentum, e.g. 0.99 (warmed up as TF's ExponentialMovingAverage; 0: "
+        "off). Not with schedule-free optimizers, which average already.",
+    )
     schedule: str = help_field(
         "constant", help="Learning-rate schedule; `lrsuite schedules` lists them."
     )
@@ -213,6 +219,16 @@ class TrainConfig:
             )
         if self.clipnorm is not None:
             _check_positive("clipnorm", self.clipnorm)
+        if not 0 <= self.weight_averaging < 1:
+            raise ValueError(
+                "weight_averaging must be in [0, 1) (an EMA momentum; 0: off). "
+                f"Received: weight_averaging={self.weight_averaging!r}"
+            )
+        if self.weight_averaging and self.optimizer.startswith("schedule_free"):
+            raise ValueError(
+                f"weight_averaging and optimizer={self.optimizer!r}: a schedule-free "
+                "optimizer already evaluates an average of its iterates; drop one of them."
+            )
         for name in ("early_stopping", "log_lr_every", "monitor_every", "sharpness_every"):
             value = getattr(self, name)
             if value < 0:

@@ -24,6 +24,7 @@ from common.domain import DataBundle, Domain
 from common.errors import UserError
 from common.optim import build_optimizer
 from common.optimizers import callbacks_for
+from common.optimizers.averaging import enable_weight_averaging
 from common.resume import (
     BACKUP_DIR,
     MODEL_FILE,
@@ -83,6 +84,8 @@ def compile_model(domain: Domain, cfg: TrainConfig, model, learning_rate,
         epsilon=cfg.epsilon,
         clipnorm=cfg.clipnorm,
     )
+    if cfg.weight_averaging:
+        enable_weight_averaging(optimizer, cfg.weight_averaging)
     jit = {"auto": "auto", "on": True, "off": False}[cfg.jit_compile]
     model.compile(optimizer=optimizer, loss=domain.loss(cfg), metrics=domain.metrics(cfg, bundle),
                   jit_compile=jit)

@@ -69,7 +69,8 @@ from common.tuners import (
 # differ only in these share one loaded DataBundle.
 TRAINING_ONLY_FIELDS = frozenset({
     "learning_rate", "optimizer", "momentum", "weight_decay", "epsilon", "clipnorm",
-    "schedule", "warmup_epochs", "schedule_args", "epochs", "steps_per_epoch",
+    "weight_averaging", "schedule", "warmup_epochs", "schedule_args", "epochs",
+    "steps_per_epoch",
     "early_stopping", "divergence_factor", "log_lr_every", "monitor_every", "output",
     "run_name", "resume", "verbose", "deterministic",
 })

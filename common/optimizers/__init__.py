@@ -12,7 +12,8 @@ on TensorFlow and JAX), selectable by name through `common.optim.build_optimizer
 The one public hook for the rate each applies is `optimizer.effective_learning_rate()`
 (StepRecorder logs it as the run's learning rate). `callbacks_for(optimizer)` returns the
 callbacks a training run needs for its optimizer and schedule: the schedule-free swap
-between y and x, and one-cycle's momentum cycling.
+between y and x, the swap between raw and averaged weights (`averaging.py`,
+`--weight-averaging`), and one-cycle's momentum cycling.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from common.optimizers.adaptive import DAdaptAdam, DoG, Prodigy
+from common.optimizers.averaging import AveragedWeightsSwap, averages_weights
 from common.optimizers.base import RateFreeOptimizer
 from common.optimizers.momentum_cycle import MomentumCycle, momentum_attribute
 from common.optimizers.schedule_free import (
@@ -64,6 +66,8 @@ def callbacks_for(optimizer, log_dir=None, log_every: int = 10) -> list:
     out: list = []
     if isinstance(optimizer, ScheduleFree):
         out.append(ScheduleFreeSwap(optimizer))
+    if averages_weights(optimizer):
+        out.append(AveragedWeightsSwap(optimizer))
     schedule = getattr(optimizer, "_learning_rate", None)
     if isinstance(schedule, OneCycle) and schedule.cycle_momentum \
             and momentum_attribute(optimizer):
@@ -73,6 +77,6 @@ def callbacks_for(optimizer, log_dir=None, log_every: int = 10) -> list:
 
 __all__ = [
     "OPTIMIZERS", "DAdaptAdam", "DoG", "MomentumCycle", "Prodigy", "RateFreeOptimizer",
-    "ScheduleFree", "ScheduleFreeAdamW", "ScheduleFreeSGD", "ScheduleFreeSwap",
+    "AveragedWeightsSwap", "ScheduleFree", "ScheduleFreeAdamW", "ScheduleFreeSGD", "ScheduleFreeSwap",
     "build_rate_free", "callbacks_for",
 ]

@@ -1,9 +1,9 @@
 """Sentiment analysis: is a movie review positive or negative?
 
 Data: IMDB reviews through TFDS, or local TSV/CSV files of text and a 0/1 label
-(data.py; README.md). Model: token embeddings, then a 1-D CNN or a bidirectional LSTM,
-then one sigmoid unit (model.py). Loss and metrics (losses.py): binary cross-entropy,
-accuracy. A search optimises validation accuracy.
+(data.py; README.md). Model: a bag of words and bigrams into a small dense layer, or token
+embeddings into a 1-D CNN or a bidirectional LSTM, then one sigmoid unit (model.py). Loss
+and metrics (losses.py): binary cross-entropy, accuracy. A search optimises validation accuracy.
 """
 
 from common.domain import Domain
@@ -16,6 +16,8 @@ from domains.sentiment.search_space import search_space
 
 
 def describe_model(cfg: dict) -> str:
+    if cfg["model"] == "ngram":
+        return f"model=ngram, 1- to {cfg['ngrams']}-grams, {cfg['ngram_units']} units"
     return f"model={cfg['model']}, embedding_dim={cfg['embedding_dim']}"
 
 

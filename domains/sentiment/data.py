@@ -6,8 +6,10 @@ columns are ignored), labels 0 (negative) or 1 (positive), UTF-8. TSV is read wi
 quoting; CSV with standard quoting. Without a validation file, `val_fraction` of train
 is held out, stratified, with the run's seed.
 
-Texts are turned into token ids once, before the pipeline (TextVectorization adapted on
-the training texts only), so each training step reads cached integer tensors.
+Texts are encoded once, before the pipeline (TextVectorization adapted on the training
+texts only), so each training step reads cached tensors: token ids for the sequence
+models (cnn, bilstm), or for the n-gram bag a sparse multi-hot vector over the most
+frequent words and n-grams, made dense one batch at a time.
 """
 
 from __future__ import annotations
@@ -124,6 +126,21 @@ def build_vectorizer(texts: list[str], vocab_size: int, sequence_length: int,
     return vectorizer
 
 
+def build_ngram_vectorizer(texts: list[str], vocab_size: int, ngrams: int,
+                           standardize: str = "lower_and_split_punctuation"):
+    """Multi-hot over the `vocab_size` most frequent 1- to `ngrams`-grams (sparse)."""
+    import keras
+
+    if standardize == "lower_and_split_punctuation":
+        standardize = lower_and_split_punctuation
+    vectorizer = keras.layers.TextVectorization(
+        max_tokens=vocab_size, ngrams=ngrams, output_mode="multi_hot", sparse=True,
+        standardize=None if standardize == "none" else standardize,
+    )
+    vectorizer.adapt(texts, batch_size=1024)
+    return vectorizer
+
+
 def auto_length(texts: list[str]) -> int:
     lengths = [len(t.split()) for t in texts]
     return int(min(MAX_AUTO_LENGTH, max(8, np.percentile(lengths, 95))))
@@ -150,12 +167,22 @@ def load_data(cfg) -> DataBundle:
         train_labels = train_labels[keep]
     test_texts, test_labels = splits["test"]
     train_texts = [clean_text(t) for t in train_texts]
-    length = cfg.sequence_length or auto_length(train_texts)
-    vectorizer = build_vectorizer(train_texts, cfg.vocab_size, length, cfg.standardize)
+    bag = cfg.model == "ngram"
+    if bag:
+        length = 0  # a bag has no length
+        vectorizer = build_ngram_vectorizer(train_texts, cfg.vocab_size, cfg.ngrams,
+                                            cfg.standardize)
+    else:
+        length = cfg.sequence_length or auto_length(train_texts)
+        vectorizer = build_vectorizer(train_texts, cfg.vocab_size, length, cfg.standardize)
 
-    def encode(texts: list[str]) -> np.ndarray:
+    def encode(texts: list[str]):
+        encoded = vectorizer(tf.constant([clean_text(t) for t in texts]))
         # convert_to_numpy: the layer returns the backend's array type (JAX too).
-        return keras.ops.convert_to_numpy(vectorizer(tf.constant([clean_text(t) for t in texts])))
+        return encoded if bag else keras.ops.convert_to_numpy(encoded)
+
+    def densify(features, labels):
+        return tf.cast(tf.sparse.to_dense(features), "float32"), labels
 
     def batched(texts, labels, *, training: bool):
         dataset = tf.data.Dataset.from_tensor_slices((encode(texts), labels.astype("float32")))
@@ -165,10 +192,14 @@ def load_data(cfg) -> DataBundle:
             dataset = dataset.batch(cfg.batch_size, drop_remainder=True)
         else:
             dataset = dataset.batch(max(cfg.batch_size, 256))
+        if bag:
+            dataset = dataset.map(densify, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
+    shape = (f"a bag of {vectorizer.vocabulary_size()} 1- to {cfg.ngrams}-grams" if bag
+             else f"{length} tokens")
     description = (f"{source}: {len(train_labels)} train / {len(val_labels)} val / "
-                   f"{len(test_labels)} test texts, {length} tokens")
+                   f"{len(test_labels)} test texts, {shape}")
     def make_train():
         return batched(train_texts, train_labels, training=True)
 

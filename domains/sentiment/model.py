@@ -1,4 +1,5 @@
-"""Sentiment models over token ids: Kim's (2014) CNN, or a bidirectional LSTM."""
+"""Sentiment models: a bag of n-grams (multi-hot words and n-grams into a small dense
+layer), or, over token ids, Kim's (2014) CNN or a bidirectional LSTM."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from keras import layers
 
 
 def build_model(cfg, bundle) -> keras.Model:
+    if cfg.model == "ngram":
+        return build_ngram_bag(cfg, bundle)
     vocab_size = len(bundle.info["vocabulary"])
     tokens = keras.Input(shape=(bundle.info["sequence_length"],), dtype="int32", name="tokens")
     embedded = layers.Embedding(vocab_size, cfg.embedding_dim, name="embedding")(tokens)
@@ -26,3 +29,14 @@ def build_model(cfg, bundle) -> keras.Model:
     features = layers.Dropout(cfg.dropout, name="dropout")(features)
     probability = layers.Dense(1, activation="sigmoid", name="positive")(features)
     return keras.Model(tokens, probability, name=f"sentiment_{cfg.model}")
+
+
+def build_ngram_bag(cfg, bundle) -> keras.Model:
+    """Multi-hot n-grams -> ReLU layer -> dropout -> sigmoid: a learned n-gram embedding
+    bag, the strong baseline for sentiment (Wang & Manning 2012; Chollet, Deep Learning
+    with Python, 2nd ed., ch. 11)."""
+    bag = keras.Input(shape=(len(bundle.info["vocabulary"]),), name="ngrams")
+    features = layers.Dense(cfg.ngram_units, activation="relu", name="ngram_embedding")(bag)
+    features = layers.Dropout(cfg.dropout, name="dropout")(features)
+    probability = layers.Dense(1, activation="sigmoid", name="positive")(features)
+    return keras.Model(bag, probability, name="sentiment_ngram")

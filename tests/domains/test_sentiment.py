@@ -77,12 +77,14 @@ def test_missing_test_split_and_non_folder_are_user_errors(tmp_path):
         read_local(folder / "train.tsv")
 
 
-def test_tfds_path_under_mock_data(tfds_mocked):
-    cfg = SentimentConfig.smoke()
+@pytest.mark.parametrize("model", ["cnn", "ngram"])
+def test_tfds_path_under_mock_data(tfds_mocked, model):
+    cfg = SentimentConfig.smoke(model=model)
     with tfds.testing.mock_data(num_examples=40):
         bundle = load_data(cfg)
     x, y = next(iter(bundle.train))
-    assert x.shape == (cfg.batch_size, cfg.sequence_length)
+    width = cfg.sequence_length if model == "cnn" else len(bundle.info["vocabulary"])
+    assert x.shape == (cfg.batch_size, width)
     assert set(np.unique(y.numpy())) <= {0.0, 1.0}
     assert "imdb_reviews" in bundle.description
 
@@ -110,7 +112,7 @@ def read_scalar_tags(folder):
 def test_end_to_end_smoke_run_learns_and_writes_its_run_directory(tmp_path, sentiment_folder, capsys):
     argv = ["train", "sentiment", "--smoke", "--data", str(sentiment_folder), "--output",
             str(tmp_path), "--run-name", "smoke", "--lr", "0.01", "--epochs", "4",
-            "--steps-per-epoch", "20", "--embedding-dim", "16", "--filters", "8"]
+            "--steps-per-epoch", "20", "--model", "cnn", "--embedding-dim", "16", "--filters", "8"]
     assert cli.main(argv) == 0
     run_dir = tmp_path / "sentiment" / "smoke"
     assert f"run directory: {run_dir}" in capsys.readouterr().out
@@ -151,13 +153,52 @@ def test_same_seed_same_metrics_and_another_seed_differs(tmp_path, sentiment_fol
     assert first["history"]["loss"] != other["history"]["loss"]
 
 
+def test_ngram_bag_is_multi_hot_over_words_and_bigrams(tmp_path):
+    folder = tmp_path / "bag"
+    folder.mkdir()
+    rows = ["text\tlabel", "a good film\t1", "a bad film\t0", "good good film\t1",
+            "bad bad film\t0"]
+    for split in ("train", "validation", "test"):
+        (folder / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    bundle = load_data(smoke(folder, model="ngram", vocab_size=50, batch_size=4))
+    vocabulary = bundle.info["vocabulary"]
+    assert {"good film", "bad film", "a good", "film"} <= set(vocabulary)
+    features, labels = next(iter(bundle.test))
+    assert features.shape == (4, len(vocabulary)) and features.dtype == "float32"
+    first = {vocabulary[i] for i in np.flatnonzero(features.numpy()[0])}
+    assert first == {"a", "good", "film", "a good", "good film"}
+    # "good good film": each n-gram once (multi-hot, not counts)
+    assert set(np.unique(features.numpy()[2])) == {0.0, 1.0}
+    assert "a bag of" in bundle.description
+
+
+def test_ngram_model_learns_saves_and_reloads(tmp_path, sentiment_folder):
+    import keras
+
+    argv = ["train", "sentiment", "--smoke", "--data", str(sentiment_folder), "--output",
+            str(tmp_path), "--run-name", "bag", "--model", "ngram", "--lr", "0.01",
+            "--epochs", "3", "--steps-per-epoch", "20", "--ngram-units", "8"]
+    assert cli.main(argv) == 0
+    run_dir = tmp_path / "sentiment" / "bag"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["test_accuracy"] > 0.8  # the polar words carry the label
+    model = keras.saving.load_model(run_dir / "model.keras")
+    assert model.name == "sentiment_ngram" and model.input_shape == (None, 200)
+    bundle = load_data(smoke(sentiment_folder, model="ngram"))
+    assert model.evaluate(bundle.test, verbose=0, return_dict=True)["accuracy"] == \
+        pytest.approx(summary["test_accuracy"], abs=1e-6)
+
+
 @pytest.mark.slow
-def test_real_rotten_tomatoes_beats_the_majority_baseline(tmp_path, shared_data):
+@pytest.mark.parametrize("model", ["ngram", "cnn"])
+def test_real_rotten_tomatoes_beats_the_majority_baseline(tmp_path, shared_data, model):
     from common.domain import get_domain
     from common.training import run_training
 
     cfg = SentimentConfig(data=str(shared_data / "sentiment" / "rt_polarity"), epochs=2,
-                          learning_rate=1e-3, output=str(tmp_path), verbose=0, monitor_every=0)
+                          model=model, learning_rate=1e-3, output=str(tmp_path), verbose=0,
+                          monitor_every=0)
     result = run_training(get_domain("sentiment"), cfg, announce=False, save_model=False)
     summary = result.summary
     baseline = 0.5  # 1,066 of 2,132 test sentences are positive
