@@ -20,8 +20,10 @@ SETTINGS = {
     # magnitude; cross-entropy went from 7.6 to a smoothed 3e5 (watch fired at step 4, the
     # first it may). Adam diverges at the same step but takes more CPU time.
     "image_classification": ["--optimizer", "sgd"],
-    # SGD: the sigmoid saturates on the wrong side, BCE from 0.69 to a smoothed 9e15 (step 4).
-    "sentiment": ["--optimizer", "sgd"],
+    # Adam, on the default n-gram bag: BCE from 0.65 to a smoothed 96 (step 4). SGD at 10
+    # kills its ReLU layer in a few steps instead: the loss settles near 0.9, no blow-up,
+    # val accuracy 0.5 (with --model cnn, SGD diverges at step 4, BCE to 9e15).
+    "sentiment": ["--optimizer", "adam"],
     # SGD: token cross-entropy from 3.4 to a smoothed 4.5e4 (step 4).
     "translation": ["--optimizer", "sgd"],
     # No optimizer makes this loss pass the default 4x: Dice + BCE is bounded (Dice <= 1,
