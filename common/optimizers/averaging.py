@@ -84,6 +84,7 @@ class AveragedWeightsSwap(keras.callbacks.Callback):
         super().__init__()
         self._optimizer = optimizer
         self._raw_in_model = False
+        self._during_epoch = False  # a validation inside fit, not evaluate() after it
 
     def _steps_taken(self) -> bool:
         return self._optimizer.built and int(ops.convert_to_numpy(self._optimizer.iterations)) > 0
@@ -106,7 +107,7 @@ class AveragedWeightsSwap(keras.callbacks.Callback):
         self._to_average()
 
     def on_test_end(self, logs=None):
-        if getattr(self, "_during_epoch", False):
+        if self._during_epoch:
             self._to_raw()
             self._during_epoch = False
 

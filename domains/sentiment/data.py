@@ -112,33 +112,28 @@ def lower_and_split_punctuation(texts):
     return tf.strings.regex_replace(texts, r"\s+", " ")
 
 
-def build_vectorizer(texts: list[str], vocab_size: int, sequence_length: int,
-                     standardize: str = "lower_and_split_punctuation"):
+def _adapted_vectorizer(texts: list[str], standardize: str, **layer_args):
     import keras
 
     if standardize == "lower_and_split_punctuation":
         standardize = lower_and_split_punctuation
     vectorizer = keras.layers.TextVectorization(
-        max_tokens=vocab_size, output_mode="int", output_sequence_length=sequence_length,
-        standardize=None if standardize == "none" else standardize,
-    )
+        standardize=None if standardize == "none" else standardize, **layer_args)
     vectorizer.adapt(texts, batch_size=1024)
     return vectorizer
+
+
+def build_vectorizer(texts: list[str], vocab_size: int, sequence_length: int,
+                     standardize: str = "lower_and_split_punctuation"):
+    return _adapted_vectorizer(texts, standardize, max_tokens=vocab_size, output_mode="int",
+                               output_sequence_length=sequence_length)
 
 
 def build_ngram_vectorizer(texts: list[str], vocab_size: int, ngrams: int,
                            standardize: str = "lower_and_split_punctuation"):
     """Multi-hot over the `vocab_size` most frequent 1- to `ngrams`-grams (sparse)."""
-    import keras
-
-    if standardize == "lower_and_split_punctuation":
-        standardize = lower_and_split_punctuation
-    vectorizer = keras.layers.TextVectorization(
-        max_tokens=vocab_size, ngrams=ngrams, output_mode="multi_hot", sparse=True,
-        standardize=None if standardize == "none" else standardize,
-    )
-    vectorizer.adapt(texts, batch_size=1024)
-    return vectorizer
+    return _adapted_vectorizer(texts, standardize, max_tokens=vocab_size, ngrams=ngrams,
+                               output_mode="multi_hot", sparse=True)
 
 
 def auto_length(texts: list[str]) -> int:

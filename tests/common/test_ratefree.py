@@ -311,14 +311,14 @@ class StopAt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("name", ["schedule_free_adamw", "prodigy"])
-def test_resume_is_exact(name, tmp_path):
+def assert_cut_and_resumed_equals_straight(values, tmp_path):
+    """A toy run cut by Ctrl-C in epoch 2 and resumed ends where an uninterrupted one
+    does: same validation history, test loss and optimizer state. Returns both runs."""
     from common.training import run_training
     from tests.toy_domain import TOY, ToyConfig
 
-    rate = 0.05 if "schedule_free" in name else 1.0
-    base = dict(optimizer=name, learning_rate=rate, epochs=3, steps_per_epoch=5,
-                output=str(tmp_path), verbose=0, monitor_every=0, deterministic=True)
+    base = dict(epochs=3, steps_per_epoch=5, output=str(tmp_path), verbose=0,
+                monitor_every=0, deterministic=True, **values)
     first = run_training(TOY, ToyConfig(run_name="cut", **base), extra_callbacks=[StopAt(1, 2)])
     assert first.summary["status"] == "interrupted"
     resumed = run_training(TOY, ToyConfig(run_name="cut", resume=True, **base))
@@ -330,6 +330,14 @@ def test_resume_is_exact(name, tmp_path):
     for u, v in zip(resumed.model.optimizer.variables, straight.model.optimizer.variables,
                     strict=True):
         np.testing.assert_array_equal(u.numpy(), v.numpy())
+    return resumed, straight
+
+
+@pytest.mark.parametrize("name", ["schedule_free_adamw", "prodigy"])
+def test_resume_is_exact(name, tmp_path):
+    rate = 0.05 if "schedule_free" in name else 1.0
+    resumed, straight = assert_cut_and_resumed_equals_straight(
+        dict(optimizer=name, learning_rate=rate), tmp_path)
     assert read_rates(resumed.run_dir) == read_rates(straight.run_dir)
 
 
