@@ -110,7 +110,10 @@ def cmd_train(argv: list[str]) -> int:
     if len(seeds) > 1 and not cfg.run_name:
         cfg = cfg.replace(run_name=default_run_name(cfg.optimizer, cfg.schedule,
                                                     cfg.learning_rate))
-    values, status = [], "completed"
+    metric = domain.objective.removeprefix("val_")
+    shown_keys = (domain.objective, f"test_{metric}", f"test_flip_{metric}")
+    values: dict[str, list[float]] = {key: [] for key in shown_keys}
+    status = "completed"
     for seed in seeds:
         seed_cfg = cfg if len(seeds) == 1 else cfg.replace(
             seed=seed, run_name=f"{cfg.run_name}-seed-{seed}")
@@ -122,15 +125,22 @@ def cmd_train(argv: list[str]) -> int:
         result = run_training(domain, seed_cfg, bundle=bundle, run_dir=run_dir,
                               range_test=range_test, requested_learning_rate=requested)
         print_view_hint(result.run_dir)
-        values.append(result.summary.get(domain.objective))
+        for key in shown_keys:
+            value = result.summary.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                values[key].append(value)
         status = result.summary["status"]
         if status == "interrupted":
             return 130
     if len(seeds) > 1:
-        over = spread([v for v in values if isinstance(v, (int, float))])
-        shown = (f"{over.mean:.4f} ± {over.sd:.2g} [{over.low:.4f}, {over.high:.4f}], n={over.n}"
-                 if over and over.sd is not None else "too few finished runs to judge")
-        print(f"{domain.objective} over seeds {', '.join(map(str, seeds))}: {shown}")
+        for key in shown_keys:
+            if key != domain.objective and not values[key]:
+                continue  # a domain without a test split, or without flips
+            over = spread(values[key])
+            shown = (f"{over.mean:.4f} ± {over.sd:.2g} [{over.low:.4f}, {over.high:.4f}], "
+                     f"n={over.n}" if over and over.sd is not None
+                     else "too few finished runs to judge")
+            print(f"{key} over seeds {', '.join(map(str, seeds))}: {shown}")
     return 0
 
 

@@ -106,6 +106,10 @@ class Domain:
         describe_model: optional config values (a dict, as config.json holds them) ->
             one line naming the model, for reports.
         commands: extra `lrsuite` commands this domain supplies.
+        test_time_flips: optional config -> the sets of input axes to flip at test
+            time, e.g. ((2,),) for left-right on (batch, H, W, C) images; the run then
+            also scores validation and test with the flip-averaged model
+            (`common/test_time.py`). Empty when the config trains without flips.
     """
 
     name: str
@@ -124,6 +128,7 @@ class Domain:
     fold_problem: Callable[[Any], str] | None = None
     describe_model: Callable[[dict[str, Any]], str] | None = None
     commands: tuple[Command, ...] = ()
+    test_time_flips: Callable[[Any], tuple[tuple[int, ...], ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.direction not in ("max", "min"):

@@ -38,6 +38,7 @@ from common.runs import create_run_dir, default_run_name, existing_run_dir, read
 from common.schedule_registry import Plan, build_schedule
 from common.seed import set_seed
 from common.sharpness_callback import SharpnessProbe
+from common.test_time import flip_averaged_scores
 
 RUN_KINDS = ("train", "range_test")  # a range test neither validates, tests nor saves
 
@@ -336,6 +337,11 @@ def _evaluate_and_save(domain, cfg, model, bundle, run_dir, summary, save_model)
         summary.update({f"test_{k}": float(v) for k, v in results.items()})
         if domain.evaluate_extra is not None:
             summary.update(domain.evaluate_extra(model, bundle, cfg, run_dir))
+    flips = domain.test_time_flips(cfg) if domain.test_time_flips is not None else ()
+    if flips:
+        summary.update(flip_averaged_scores(
+            model, flips, domain.loss(cfg), domain.metrics(cfg, bundle),
+            {"val": bundle.val, "test": bundle.test}))
     if save_model:
         model.save(run_dir / MODEL_FILE)
         release_weights(run_dir)

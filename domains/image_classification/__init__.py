@@ -26,6 +26,13 @@ def fold_problem(cfg) -> str:
     return ""
 
 
+def test_time_flips(cfg) -> tuple[tuple[int, ...], ...]:
+    """Left-right (the width axis of NHWC), when training flipped images that way."""
+    if cfg.test_time_flip and cfg.augment and cfg.horizontal_flip:
+        return ((2,),)
+    return ()
+
+
 def describe_model(cfg: dict) -> str:
     if cfg.get("pretrained"):
         return f"pretrained {cfg['backbone']} backbone"
@@ -47,6 +54,7 @@ DOMAIN = Domain(
     demo_overrides=demo.OVERRIDES,
     fold_problem=fold_problem,
     describe_model=describe_model,
+    test_time_flips=test_time_flips,
 )
 
 __all__ = ["DOMAIN", "SparseLabelSmoothingLoss", "loss", "metrics"]

@@ -42,6 +42,11 @@ class ImageClassificationConfig(TrainConfig):
     horizontal_flip: bool = help_field(
         True, help="Flip training images left-right at random (off for digits, text)."
     )
+    cutout: int = help_field(
+        0,
+        help="Side in pixels of a square set to mid-grey at a random place in every "
+        "training image (cutout, DeVries & Taylor 2017; 0: off).",
+    )
 
     # Model.
     base_filters: int = help_field(
@@ -68,6 +73,12 @@ class ImageClassificationConfig(TrainConfig):
         "with SGD-family optimizers; 0 freezes the backbone).",
     )
 
+    test_time_flip: bool = help_field(
+        True,
+        help="Also score validation and test on the mean logits of each image and its "
+        "mirror (summary keys val_flip_*, test_flip_*); needs --horizontal-flip.",
+    )
+
     # Report.
     misclassified_examples: int = help_field(
         36, help="Misclassified test images shown in the end-of-run grid (0: none)."
@@ -87,6 +98,7 @@ class ImageClassificationConfig(TrainConfig):
             ("base_filters", 1),
             ("blocks_per_stage", 0),
             ("crop_padding", 0),
+            ("cutout", 0),
             ("misclassified_examples", 0),
             ("backbone_input_size", 32),
         ):

@@ -35,6 +35,12 @@ def fold_problem(cfg) -> str:
 def describe_model(cfg: dict) -> str:
     return f"U-Net, base_filters={cfg['base_filters']}, depth={cfg['depth']}"
 
+
+def test_time_flips(cfg) -> tuple[tuple[int, ...], ...]:
+    """Left-right, up-down and both (axes of NHWC); training crops are flipped both ways."""
+    return ((2,), (1,), (1, 2)) if cfg.test_time_flip else ()
+
+
 DOMAIN = Domain(
     name="medical_segmentation",
     config_cls=SegmentationConfig,
@@ -51,4 +57,5 @@ DOMAIN = Domain(
     demo_overrides=demo.OVERRIDES,
     fold_problem=fold_problem,
     describe_model=describe_model,
+    test_time_flips=test_time_flips,
 )

@@ -48,6 +48,12 @@ class SegmentationConfig(TrainConfig):
         help="Share of training images held out for validation when the data "
         "has no val/ split (DRIVE has none).",
     )
+    test_time_flip: bool = help_field(
+        True,
+        help="Also score validation and test on the mean of the predictions for each "
+        "image and its three mirror images, each flipped back (summary keys val_flip_*, "
+        "test_flip_*). Training flips crops both ways, so all four are views it knows.",
+    )
     eval_batch_size: int = help_field(2, help="Whole images per batch in validation and test.")
     overlay_count: int = help_field(
         4, help="Test images drawn with their true and predicted masks at the end."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -98,3 +99,8 @@ def test_train_with_seeds_runs_each_seed_and_prints_the_spread(tmp_path, capsys,
     assert sorted(p.name for p in runs.iterdir()) == ["s-seed-5", "s-seed-6"]
     line = next(x for x in out.splitlines() if x.startswith("val_accuracy over seeds 5, 6:"))
     assert "±" in line and "n=2" in line
+    tests = [json.loads((runs / f"s-seed-{s}" / "summary.json").read_text())["test_accuracy"]
+             for s in (5, 6)]
+    line = next(x for x in out.splitlines() if x.startswith("test_accuracy over seeds 5, 6:"))
+    assert line.split(": ")[1].startswith(f"{sum(tests) / 2:.4f} ±")
+    assert not any(x.startswith("test_flip_") for x in out.splitlines())  # sentiment: no flips

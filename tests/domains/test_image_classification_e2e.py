@@ -43,6 +43,9 @@ def test_cli_train_smoke_loss_falls_and_writes_report(tmp_path):
     assert len(losses) == 3 and losses[-1] < 0.8 * losses[0]
     assert 0.0 <= summary["test_accuracy"] <= 1.0
     assert "test_misclassified" in summary
+    for split in ("val", "test"):  # flip-averaged scores beside the plain ones
+        assert 0.0 <= summary[f"{split}_flip_accuracy"] <= 1.0
+        assert summary[f"{split}_flip_loss"] > 0
     assert (run_dir / "plots" / "confusion_matrix.png").is_file()
 
 

@@ -11,7 +11,7 @@ from common.domain import DataBundle
 from common.errors import UserError
 from domains.image_classification import DOMAIN, SparseLabelSmoothingLoss, metrics
 from domains.image_classification import model as model_module
-from domains.image_classification.augment import augment_dataset
+from domains.image_classification.augment import augment_dataset, cut_out
 from domains.image_classification.config import ImageClassificationConfig
 from domains.image_classification.model import GradientScale, build_model, build_resnet
 from domains.image_classification.report import (
@@ -73,6 +73,39 @@ def test_augmentation_is_seeded_and_differs_between_epochs():
     np.testing.assert_array_equal(first, two_epochs(5))
     assert not np.array_equal(first, two_epochs(6))
     assert not np.array_equal(first[:16], first[16:])
+
+
+def test_cutout_greys_one_square_of_the_given_side_and_keeps_the_rest():
+    side, size = 16, 6
+    image = tf.zeros((side, side, 3), tf.uint8)  # black, so the grey square stands out
+    squares = []
+    for first in range(40):
+        out = cut_out(image, tf.constant([first, 3], tf.int64), size=size).numpy()
+        grey = np.all(out == 128, axis=-1)
+        assert np.all((out == 128) | (out == 0)) and np.all(grey == (out[..., 0] == 128))
+        rows, cols = np.nonzero(grey.any(axis=1))[0], np.nonzero(grey.any(axis=0))[0]
+        # One axis-aligned rectangle, at most size x size (less where it leaves the image).
+        assert grey.sum() == len(rows) * len(cols) and 1 <= len(rows) <= size >= len(cols)
+        squares.append((rows[0], cols[0], len(rows), len(cols)))
+    assert len(set(squares)) > 10  # the place is random
+    assert any(r * c == size * size for _, _, r, c in squares)  # whole squares occur
+    assert any(r * c < size * size for _, _, r, c in squares)  # and clipped ones
+
+
+def test_cutout_is_off_by_default_and_keeps_the_old_crops_and_flips():
+    images, labels = labelled_textures(count=8)
+
+    def augmented(**kwargs):
+        pairs = tf.data.Dataset.from_tensor_slices((images, labels))
+        return np.stack([x.numpy() for x, _ in augment_dataset(pairs, seed=3, **kwargs)])
+
+    plain = augmented()
+    np.testing.assert_array_equal(plain, augmented(cutout=0))
+    with_cutout = augmented(cutout=4)
+    differs = np.any(with_cutout != plain, axis=(1, 2, 3))
+    assert differs.all()
+    # Channel 0 carries the label everywhere, so outside the grey square it is unchanged.
+    assert np.all((with_cutout[..., 0] == images[..., 0]) | (with_cutout[..., 0] == 128))
 
 
 def test_training_pipeline_keeps_labels_with_augmented_images(tmp_path):

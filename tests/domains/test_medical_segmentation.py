@@ -401,6 +401,8 @@ def test_train_end_to_end_through_the_cli_and_dice_rises(tmp_path):
     assert summary["test_dice"] > 0.3
     assert 0.0 <= summary["test_iou"] <= summary["test_dice"] <= 1.0
     assert "test_dice_per_image" in summary
+    assert 0.0 <= summary["test_flip_dice"] <= 1.0
+    assert 0.0 <= summary["val_flip_iou"] <= summary["val_flip_dice"] <= 1.0
     assert (run_dir / "plots" / "test_overlays.png").is_file()
 
 
