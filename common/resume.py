@@ -27,8 +27,11 @@ RANDOM_STATE_PREFIX = "random_state-"
 # Fields a resumed command may give differently: they do not change what is computed.
 # `epochs` may grow (the run is extended, and the summary says so); anything else
 # would silently mix two runs.
-RESUME_MAY_CHANGE = frozenset({"resume", "verbose", "output", "run_name"})
+RESUME_MAY_CHANGE = frozenset({"resume", "verbose", "output", "run_name", "test_time_flip"})
 RESUME_MAY_GROW = frozenset({"epochs"})
+# Fields added after runs were already on disk, with the value that does what those runs
+# did: a config.json without the field is taken to hold it, so such a run still resumes.
+ADDED_LATER = {"cutout": 0, "weight_averaging": 0.0}
 
 
 def seed_generators(model) -> list:
@@ -123,8 +126,8 @@ def resume_changes(stored: dict[str, Any], wanted: dict[str, Any], done_epochs: 
     dicts; the stored rate is the requested one, e.g. 'auto'). Returns the grown
     fields as {field: [old, new]}; raises UserError naming every field that differs.
     """
-    stored = {**stored, "learning_rate": stored.get("requested_learning_rate",
-                                                   stored.get("learning_rate"))}
+    stored = {**{f: v for f, v in ADDED_LATER.items() if f in wanted}, **stored,
+              "learning_rate": stored.get("requested_learning_rate", stored.get("learning_rate"))}
     wanted = json.loads(json.dumps(wanted))  # tuples as lists, as read back from JSON
     fields = (set(stored) | set(wanted)) - {"requested_learning_rate"} - RESUME_MAY_CHANGE
     differ = sorted(f for f in fields if stored.get(f) != wanted.get(f))

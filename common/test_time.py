@@ -11,6 +11,7 @@ and is what the run saves; the flip-averaged scores are extra summary keys.
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -54,8 +55,12 @@ def flip_averaged_scores(model, flips, loss, metrics, splits: dict) -> dict[str,
     `evaluate` does, without the model's regularisation terms.
     """
     averaged = flip_averaged_model(model, flips)
-    forward = tf.function(lambda images: averaged(images, training=False),
-                          reduce_retracing=True)
+    on_tensorflow = keras.backend.backend() == "tensorflow"
+    if on_tensorflow:
+        forward = tf.function(lambda images: averaged(images, training=False),
+                              reduce_retracing=True)
+    else:  # tf.function cannot trace another backend's ops, which take NumPy
+        forward = averaged.predict_on_batch
     scores = {}
     for split, dataset in splits.items():
         if dataset is None:
@@ -64,6 +69,8 @@ def flip_averaged_scores(model, flips, loss, metrics, splits: dict) -> dict[str,
         for metric in metrics:
             metric.reset_state()
         for images, targets in dataset:
+            if not on_tensorflow:
+                images, targets = np.asarray(images), np.asarray(targets)
             outputs = forward(images)
             loss_mean.update_state(loss(targets, outputs), sample_weight=ops.shape(targets)[0])
             for metric in metrics:

@@ -408,7 +408,7 @@ def training_pipeline(cached, splits, cfg, to_float):
             seed=cfg.seed,
             padding=min(cfg.crop_padding, min(splits.image_shape[:2]) - 1),
             flip=cfg.horizontal_flip,
-            cutout=cfg.cutout,
+            cutout=min(cfg.cutout, min(splits.image_shape[:2]) // 2),  # a small image keeps half
         )
     train = (
         train.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)

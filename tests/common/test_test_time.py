@@ -99,3 +99,40 @@ def test_segmentation_flips_both_ways_unless_turned_off():
 
     assert DOMAIN.test_time_flips(DOMAIN.config_cls.smoke()) == ((2,), (1,), (1, 2))
     assert DOMAIN.test_time_flips(DOMAIN.config_cls.smoke(test_time_flip=False)) == ()
+
+
+JAX_SCRIPT = """
+import keras, numpy as np, tensorflow as tf
+from common.test_time import flip_averaged_model, flip_averaged_scores
+assert keras.backend.backend() == "jax"
+keras.utils.set_random_seed(1)
+inputs = keras.Input((5, 6, 2))
+model = keras.Model(inputs, keras.layers.Dense(4)(keras.layers.Flatten()(inputs)))
+images = np.random.default_rng(0).normal(size=(8, 5, 6, 2)).astype("float32")
+labels = np.arange(8) % 4
+dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+scores = flip_averaged_scores(model, ((2,),), loss,
+    [keras.metrics.SparseCategoricalAccuracy(name="accuracy")], {"val": dataset})
+logits = (model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)) / 2
+print(scores["val_flip_accuracy"], float(np.mean(logits.argmax(1) == labels)))
+"""
+
+
+def test_flip_scores_run_on_the_jax_backend(tmp_path):
+    pytest.importorskip("jax")
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    script = tmp_path / "jax_flips.py"
+    script.write_text(JAX_SCRIPT)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(repo),
+           "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, str(script)], cwd=repo, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    scored, expected = map(float, done.stdout.split()[-2:])
+    assert scored == pytest.approx(expected)
