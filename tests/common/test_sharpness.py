@@ -17,6 +17,7 @@ from common import sharpness as S
 from common.config import TrainConfig
 from common.sharpness_callback import SHARPNESS_FIELDS, SharpnessProbe
 from common.training import run_training
+from tests.jax_subprocess import run_on_jax
 from tests.toy_domain import TOY, ToyConfig
 
 MSE = keras.losses.MeanSquaredError()
@@ -434,21 +435,7 @@ print(estimate.eigenvalue, expected)
 
 
 def test_keras_on_jax_matches_the_explicit_hessian(tmp_path):
-    pytest.importorskip("jax")
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[2]
-    script = tmp_path / "jax_probe.py"
-    script.write_text(JAX_SCRIPT)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(repo),
-           "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, str(script)], cwd=repo, capture_output=True,
-                          text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    estimate, expected = map(float, done.stdout.split()[-2:])
+    estimate, expected = map(float, run_on_jax(JAX_SCRIPT, tmp_path)[-2:])
     assert estimate == pytest.approx(expected, rel=0.02)
 
 

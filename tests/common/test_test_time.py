@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from common.test_time import flip_averaged_model, flip_averaged_scores
+from tests.jax_subprocess import run_on_jax
 
 
 def _images(n=3, height=5, width=6, channels=2):
@@ -120,19 +121,5 @@ print(scores["val_flip_accuracy"], float(np.mean(logits.argmax(1) == labels)))
 
 
 def test_flip_scores_run_on_the_jax_backend(tmp_path):
-    pytest.importorskip("jax")
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    repo = Path(__file__).resolve().parents[2]
-    script = tmp_path / "jax_flips.py"
-    script.write_text(JAX_SCRIPT)
-    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(repo),
-           "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run([sys.executable, str(script)], cwd=repo, capture_output=True,
-                          text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    scored, expected = map(float, done.stdout.split()[-2:])
+    scored, expected = map(float, run_on_jax(JAX_SCRIPT, tmp_path)[-2:])
     assert scored == pytest.approx(expected)
