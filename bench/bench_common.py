@@ -19,6 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from common.cpu_allocator import prefer_pooled_allocator  # noqa: E402
+
+prefer_pooled_allocator()  # what the CLI runs with; bench/cpu_allocator.py compares
 from common.domain import domain_names, get_domain  # noqa: E402
 
 # The real data set each domain is measured on, under the shared data folder.

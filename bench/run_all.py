@@ -27,6 +27,7 @@ SCRIPTS = {
     "input_pipeline": "training steps/s on the real input pipeline against batches held in memory",
     "callback_overhead": "the suite's per-step callbacks against a bare model.fit",
     "compiled_step": "XLA (jit_compile) off and on",
+    "cpu_allocator": "TensorFlow's CPU allocator: malloc (its default) against the pooled BFC",
     "search_efficiency": "Hyperband against random search at equal budget (sentiment)",
     "range_test_vs_grid": "the LR range test against a grid of rates",
 }

@@ -11,8 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+from common.cpu_allocator import prefer_pooled_allocator  # imports no TensorFlow
+
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+prefer_pooled_allocator()
 
 
 def _import_tensorflow_quietly() -> None:

@@ -7,6 +7,10 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from common.cpu_allocator import prefer_pooled_allocator  # noqa: E402
+
+prefer_pooled_allocator()  # as the CLI does, before TensorFlow starts
+
 from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402

@@ -58,13 +58,13 @@ class SegmentationConfig(TrainConfig):
     overlay_count: int = help_field(
         4, help="Test images drawn with their true and predicted masks at the end."
     )
-    epochs: int = help_field(10, help="Number of epochs.")
+    epochs: int = help_field(12, help="Number of epochs.")
     batch_size: int = help_field(16, help="Training crops per step.")
     steps_per_epoch: int | None = help_field(
         50, help="Training steps per epoch (crops are random, so any number works)."
     )
     learning_rate: float | str = help_field(
-        2e-3, help="Peak learning rate, or 'auto' to run the LR range test first."
+        5e-3, help="Peak learning rate, or 'auto' to run the LR range test first."
     )
     optimizer: str = help_field("adam", help="Optimizer name.")
     schedule: str = help_field(
