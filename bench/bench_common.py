@@ -23,6 +23,7 @@ from common.cpu_allocator import prefer_pooled_allocator  # noqa: E402
 
 prefer_pooled_allocator()  # what the CLI runs with; bench/cpu_allocator.py compares
 from common.domain import domain_names, get_domain  # noqa: E402
+from common.training import compile_model, plan_schedule, steps_per_epoch_for  # noqa: E402
 
 # The real data set each domain is measured on, under the shared data folder.
 REAL_DATA = {
@@ -81,6 +82,15 @@ def bench_config(domain, data: str, *, small: bool, **overrides):
     if small:
         return domain.config_cls.smoke(**{**SMALL_MODEL_SIZES.get(domain.name, {}), **values})
     return domain.config_cls(**values)
+
+
+def compiled_model(domain, cfg, bundle):
+    """The domain's model for `cfg`, compiled as `lrsuite train` compiles it (optimizer,
+    rate schedule, loss and metrics)."""
+    model = domain.build_model(cfg, bundle)
+    plan = plan_schedule(cfg, cfg.learning_rate, steps_per_epoch_for(cfg, bundle))
+    compile_model(domain, cfg, model, plan.learning_rate, bundle)
+    return model
 
 
 def config_label(cfg, small: bool) -> str:

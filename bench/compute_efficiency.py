@@ -41,7 +41,6 @@ from tensorflow.python.framework import graph_util
 from tensorflow.python.framework import ops as tf_ops
 
 from common.seed import set_seed
-from common.training import compile_model, plan_schedule, steps_per_epoch_for
 
 # Op types that run as matrix products (dense kernels); everything else the profiler
 # counts is elementwise, reductions or pooling.
@@ -287,9 +286,7 @@ def measure_domain(name: str, *, steps: int, rounds: int, peak: float) -> dict:
     cfg = bc.bench_config(domain, bc.real_data(name), small=False)
     set_seed(cfg.seed)
     bundle = domain.load_data(cfg)
-    model = domain.build_model(cfg, bundle)
-    plan = plan_schedule(cfg, cfg.learning_rate, steps_per_epoch_for(cfg, bundle))
-    compile_model(domain, cfg, model, plan.learning_rate, bundle)
+    model = bc.compiled_model(domain, cfg, bundle)
     batch = representative_batch(bundle.fresh_train(), looked_at=20)
     inputs = batch[0]
 

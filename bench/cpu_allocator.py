@@ -27,15 +27,12 @@ SETTINGS = {"malloc": "false", "bfc": "true"}
 
 def measure_in_this_process(domain_name: str, steps: int, small: bool) -> dict:
     from common.seed import set_seed
-    from common.training import compile_model, plan_schedule, steps_per_epoch_for
 
     domain = bc.get_domain(domain_name)
     cfg = bc.bench_config(domain, bc.real_data(domain_name), small=small)
     set_seed(cfg.seed)
     bundle = domain.load_data(cfg)
-    model = domain.build_model(cfg, bundle)
-    plan = plan_schedule(cfg, cfg.learning_rate, steps_per_epoch_for(cfg, bundle))
-    compile_model(domain, cfg, model, plan.learning_rate, bundle)
+    model = bc.compiled_model(domain, cfg, bundle)
     model.make_train_function()
     iterator = iter(bundle.fresh_train())
     bc.train_steps(model, iterator, 3)  # trace, and let the pools grow; not timed

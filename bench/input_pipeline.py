@@ -26,8 +26,6 @@ import time
 import bench_common as bc
 import tensorflow as tf
 
-from common.training import compile_model, plan_schedule, steps_per_epoch_for
-
 
 def pipeline_batches_per_second(dataset, batches: int) -> float:
     """The pipeline alone: batches/s with nothing consuming them but the iterator."""
@@ -48,9 +46,7 @@ def measure_domain(name: str, data: str | None, *, small: bool, seconds: float, 
     domain = bc.get_domain(name)
     cfg = bc.bench_config(domain, data or bc.real_data(name), small=small)
     bundle = domain.load_data(cfg)
-    model = domain.build_model(cfg, bundle)
-    plan = plan_schedule(cfg, cfg.learning_rate, steps_per_epoch_for(cfg, bundle))
-    compile_model(domain, cfg, model, plan.learning_rate, bundle)
+    model = bc.compiled_model(domain, cfg, bundle)
 
     # Warm-up on a throwaway iterator, not timed: trace the step (translation: a few
     # batch lengths, until Keras relaxes the shapes), then a first rate sets the round size.

@@ -26,7 +26,7 @@ from run_all import cpu_model
 
 from common.sharpness import HessianProbe, measure
 from common.sharpness_callback import SharpnessProbe
-from common.training import _probe_batch, compile_model, plan_schedule, steps_per_epoch_for
+from common.training import _probe_batch
 
 TARGET_OVERHEAD = 0.05  # the bar for a default interval: under 5% of a run
 
@@ -68,9 +68,7 @@ def main() -> None:
     small = args.small or args.domain in bc.SLOW_STEP_DOMAINS
     cfg = bc.bench_config(domain, args.data or bc.real_data(args.domain), small=small)
     bundle = domain.load_data(cfg)
-    model = domain.build_model(cfg, bundle)
-    plan = plan_schedule(cfg, cfg.learning_rate, steps_per_epoch_for(cfg, bundle))
-    compile_model(domain, cfg, model, plan.learning_rate, bundle)
+    model = bc.compiled_model(domain, cfg, bundle)
     model.fit(bundle.train, epochs=1, steps_per_epoch=10, verbose=0)  # trace the step
     probe_batch, loss_fn = _probe_batch(bundle), domain.loss(cfg)
     started = time.perf_counter()
