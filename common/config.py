@@ -45,6 +45,10 @@ def help_field(default: Any = dataclasses.MISSING, help: str = "", **kwargs):
     return field(default=default, metadata=metadata, **kwargs)
 
 
+def _field_default(cls: type, name: str) -> Any:
+    return {field_.name: field_.default for field_ in dataclasses.fields(cls)}[name]
+
+
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     bad = value < 0 if allow_zero else value <= 0
     if isinstance(value, bool) or bad or not math.isfinite(value):
@@ -224,6 +228,11 @@ class TrainConfig:
                 "weight_averaging must be in [0, 1) (an EMA momentum; 0: off). "
                 f"Received: weight_averaging={self.weight_averaging!r}"
             )
+        if self.weight_averaging and self.optimizer.startswith("schedule_free"):
+            if self.weight_averaging == _field_default(type(self), "weight_averaging"):
+                # A domain's default average yields to the optimizer's own; a rate the
+                # user chose does not, below.
+                object.__setattr__(self, "weight_averaging", 0.0)
         if self.weight_averaging and self.optimizer.startswith("schedule_free"):
             raise ValueError(
                 f"weight_averaging and optimizer={self.optimizer!r}: a schedule-free "

@@ -39,6 +39,7 @@ DOMAIN = Domain(
     write_demo_data=demo.write_demo_data,
     demo_overrides=demo.OVERRIDES,
     describe_model=describe_model,
-    commands=(Command("translate", "--run DIR [--beam-size K] TEXT ...",
+    commands=(Command("translate",
+                      "--run DIR [--beam-size K] TEXT ... | --input FILE [--reference FILE]",
                       "translate sentences with a trained translation run", cmd_translate),),
 )

@@ -8,6 +8,7 @@ instead (`beam.py`).
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -137,30 +138,108 @@ def translate_from_run(
                      length_penalty=length_penalty)
 
 
+def read_sentence_file(path: Path, flag: str) -> list[str]:
+    """One sentence a line (UTF-8); refuses a missing file and empty lines by name."""
+    if not path.is_file():
+        raise UserError(f"{flag} {path}: file not found. Give a text file with one "
+                        "sentence a line.")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        raise UserError(f"{flag} {path}: not UTF-8 text ({error.reason} at byte "
+                        f"{error.start}). Save it as UTF-8, one sentence a line.") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise UserError(f"{flag} {path}: line {number} is empty. Give one sentence "
+                            "on every line.")
+    if not lines:
+        raise UserError(f"{flag} {path}: the file is empty. Give one sentence a line.")
+    return lines
+
+
+def score_line(hypotheses: list[str], references: list[str], decoding: str) -> str:
+    """The one-line score `lrsuite translate --reference` prints."""
+    from domains.translation.bleu import corpus_scores
+
+    scores = corpus_scores(hypotheses, references)
+    return (f"BLEU {scores['bleu']:.2f} (cased), {scores['bleu_uncased']:.2f} (uncased), "
+            f"chrF {scores['chrf']:.2f}; {len(hypotheses)} sentences, {decoding}; "
+            f"{scores['bleu_signature']}")
+
+
+def run_decoding(run_dir: Path) -> tuple[int, float]:
+    """The beam size and length penalty a run scored its test split with (config.json);
+    greedy for a run that does not say."""
+    try:
+        values = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        return int(values.get("beam_size", 1)), float(values.get("length_penalty", 0.6))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 1, 0.6
+
+
 def cmd_translate(argv: list[str]) -> int:
-    """`lrsuite translate --run DIR TEXT ...`: print the translation of each TEXT."""
+    """`lrsuite translate --run DIR TEXT ...` (or `--input FILE`): print the translation of
+    each sentence; with `--reference FILE`, also its BLEU and chrF on standard error."""
+    import sys
+
     from common.cli_args import OneLineParser
 
-    parser = OneLineParser(prog="lrsuite translate",
-                           description="Translate sentences with a trained translation run.")
+    parser = OneLineParser(
+        prog="lrsuite translate",
+        description="Translate sentences with a trained translation run. With --input and "
+        "--reference, score a whole file (e.g. the validation split, to choose --beam-size "
+        "and --length-penalty there, not on test).")
     parser.add_argument("--run", required=True, help="run directory of a translation run")
-    parser.add_argument("--beam-size", type=int, default=1,
-                        help="hypotheses kept per sentence; 1 (default) decodes greedily")
-    parser.add_argument("--length-penalty", type=float, default=0.6,
-                        help="alpha of the GNMT length penalty in beam search (default: 0.6)")
-    parser.add_argument("text", nargs="+", help="sentences to translate")
+    parser.add_argument("--beam-size", type=int,
+                        help="hypotheses kept per sentence; 1 decodes greedily (default: "
+                        "what the run scored its test split with, in its config.json)")
+    parser.add_argument("--length-penalty", type=float,
+                        help="alpha of the GNMT length penalty in beam search (default: "
+                        "the run's)")
+    parser.add_argument("--input", type=Path, metavar="FILE",
+                        help="translate this file instead of TEXT (UTF-8, one sentence a line)")
+    parser.add_argument("--reference", type=Path, metavar="FILE",
+                        help="reference translations of --input, line by line: print BLEU "
+                        "(cased and uncased, sacreBLEU 13a) and chrF to standard error")
+    parser.add_argument("text", nargs="*", help="sentences to translate")
     namespace = parser.parse_args(argv)
+    run_dir = Path(namespace.run)
+    run_beam_size, run_length_penalty = run_decoding(run_dir)
+    if namespace.beam_size is None:
+        namespace.beam_size = run_beam_size
+    if namespace.length_penalty is None:
+        namespace.length_penalty = run_length_penalty
     if namespace.beam_size < 1:
         raise UserError(f"--beam-size must be an integer >= 1. Received: {namespace.beam_size}")
     if not namespace.length_penalty >= 0:  # also refuses nan
         raise UserError(
             f"--length-penalty must be a number >= 0. Received: {namespace.length_penalty}"
         )
-    run_dir = Path(namespace.run)
+    if bool(namespace.text) == bool(namespace.input):
+        raise UserError("translate: give sentences as TEXT or a file as --input FILE, "
+                        "not both and not neither.")
+    if namespace.reference and not namespace.input:
+        raise UserError("translate: --reference scores a file; give the sentences it "
+                        "translates as --input FILE.")
+    sentences = (read_sentence_file(namespace.input, "--input") if namespace.input
+                 else namespace.text)
+    references = None
+    if namespace.reference:
+        references = read_sentence_file(namespace.reference, "--reference")
+        if len(references) != len(sentences):
+            raise UserError(
+                f"--reference {namespace.reference}: {len(references)} lines, but --input "
+                f"{namespace.input} has {len(sentences)}. Give one reference per input line.")
     if not (run_dir / MODEL_FILE).is_file():
         raise UserError(f"{run_dir}: no model.keras there; pass the directory of a "
                         "completed translation run.")
-    for line in translate_from_run(run_dir, namespace.text, namespace.beam_size,
-                                   namespace.length_penalty):
+    hypotheses = translate_from_run(run_dir, sentences, namespace.beam_size,
+                                    namespace.length_penalty)
+    for line in hypotheses:
         print(line)
+    if references is not None:
+        if Vocabularies.load(run_dir / VOCAB_FOLDER).lowercase:
+            references = [reference.lower() for reference in references]
+        decoding = decoding_name(namespace.beam_size, namespace.length_penalty)
+        print(score_line(hypotheses, references, decoding), file=sys.stderr)
     return 0

@@ -60,8 +60,10 @@ def evaluate_extra(model, bundle, cfg, run_dir: Path) -> dict:
     return {
         "test_bleu": scores["bleu"],
         "test_chrf": scores["chrf"],
+        "test_bleu_uncased": scores["bleu_uncased"],
         "test_bleu_signature": scores["bleu_signature"],
         "test_chrf_signature": scores["chrf_signature"],
+        "test_bleu_uncased_signature": scores["bleu_uncased_signature"],
         "test_sentences_decoded": len(hypotheses),
         "test_decoding": decoding_name(cfg.beam_size, cfg.length_penalty),
     }

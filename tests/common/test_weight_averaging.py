@@ -100,6 +100,17 @@ def test_bad_values_name_the_field(values, field):
         ToyConfig(**values)
 
 
+def test_a_domain_default_average_yields_to_a_schedule_free_optimizer():
+    from domains.translation.config import TranslationConfig
+
+    assert TranslationConfig().weight_averaging > 0  # translation averages by default
+    assert TranslationConfig(optimizer="schedule_free_adamw").weight_averaging == 0.0
+    assert TranslationConfig(optimizer="adamw").weight_averaging > 0
+    # A momentum other than the default is the user's choice: refused, as above.
+    with pytest.raises(ValueError, match="already evaluates"):
+        TranslationConfig(optimizer="schedule_free_sgd", weight_averaging=0.9)
+
+
 def test_run_training_tests_and_saves_the_average_and_resumes_exactly(tmp_path):
     from common.training import run_training
     from tests.common.test_ratefree import assert_cut_and_resumed_equals_straight

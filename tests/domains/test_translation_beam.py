@@ -4,6 +4,7 @@ trap, respects max_length and padding, and reaches summary.json and the command 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -217,6 +218,86 @@ def test_translate_command_takes_a_beam_size(tmp_path, capsys):
     assert main(["translate", "--run", str(tmp_path), "--beam-size", "3", *sources]) == 0
     printed = capsys.readouterr().out.splitlines()
     assert printed == translate(model, vocabularies, sources, beam_size=3)
+
+
+@pytest.mark.parametrize(("config", "flags", "expected"), [
+    ({"beam_size": 3, "length_penalty": 0.0}, [], (3, 0.0)),
+    ({"beam_size": 3, "length_penalty": 0.0}, ["--beam-size", "1"], (1, 0.0)),
+    ({"beam_size": 3, "length_penalty": 0.0}, ["--length-penalty", "1.5"], (3, 1.5)),
+    (None, [], (1, 0.6)),  # a run without config.json decodes greedily
+])
+def test_translate_command_decodes_as_the_run_scored_its_test_split(
+        tmp_path, capsys, monkeypatch, config, flags, expected):
+    import json
+
+    from common.cli import main
+    from domains.translation import decoding
+
+    _saved_run(tmp_path)
+    if config is not None:
+        (tmp_path / "config.json").write_text(json.dumps(config))
+    used = []
+
+    def recording_translate(run_dir, sentences, beam_size, length_penalty):
+        used.append((beam_size, length_penalty))
+        return ["x"] * len(sentences)
+
+    monkeypatch.setattr(decoding, "translate_from_run", recording_translate)
+    assert main(["translate", "--run", str(tmp_path), *flags, "ein Haus ."]) == 0
+    assert used == [expected]
+
+
+def test_translate_command_scores_a_file_against_its_references(tmp_path, capsys):
+    from common.cli import main
+    from domains.translation.bleu import corpus_scores
+
+    model, vocabularies, sources = _saved_run(tmp_path)
+    references = ["Two red dogs.", "One house."]
+    (tmp_path / "src.txt").write_text("\n".join(sources) + "\n", encoding="utf-8")
+    (tmp_path / "ref.txt").write_text("\n".join(references) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    code = main(["translate", "--run", str(tmp_path), "--beam-size", "3",
+                 "--input", str(tmp_path / "src.txt"), "--reference", str(tmp_path / "ref.txt")])
+    assert code == 0
+    printed = capsys.readouterr()
+    hypotheses = translate(model, vocabularies, sources, beam_size=3)
+    assert printed.out.splitlines() == hypotheses
+    scores = corpus_scores(hypotheses, references)
+    expected = (f"BLEU {scores['bleu']:.2f} (cased), {scores['bleu_uncased']:.2f} (uncased), "
+                f"chrF {scores['chrf']:.2f}; 2 sentences, beam 3, length penalty 0.6")
+    assert printed.err.startswith(expected), printed.err
+
+
+def test_uncased_bleu_ignores_only_case():
+    from domains.translation.bleu import corpus_scores
+
+    references = ["A man rides a bike in the park.", "Two dogs play in the snow."]
+    shouted = [reference.upper() for reference in references]
+    scores = corpus_scores(shouted, references)
+    assert scores["bleu_uncased"] == pytest.approx(100.0)
+    assert scores["bleu"] < 5.0
+    assert "case:lc" in scores["bleu_uncased_signature"] and "case:mixed" in scores["bleu_signature"]
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["translate", "--run", "R", "--input", "missing.txt"], "--input missing.txt: file not found"),
+    (["translate", "--run", "R", "--input", "src.txt", "ein Haus"], "not both and not neither"),
+    (["translate", "--run", "R"], "not both and not neither"),
+    (["translate", "--run", "R", "--reference", "ref.txt", "ein Haus"], "give the sentences"),
+    (["translate", "--run", "R", "--input", "gap.txt"], "line 2 is empty"),
+    (["translate", "--run", "R", "--input", "src.txt", "--reference", "short.txt"],
+     "1 lines, but --input"),
+])
+def test_translate_file_mistakes_are_one_line_exit_2(tmp_path, capsys, monkeypatch, args, needle):
+    from common.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    Path("src.txt").write_text("ein Haus .\nzwei Hunde .\n", encoding="utf-8")
+    Path("gap.txt").write_text("ein Haus .\n\nzwei Hunde .\n", encoding="utf-8")
+    Path("short.txt").write_text("a house .\n", encoding="utf-8")
+    assert main(args) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("lrsuite: error") and needle in error[0], error
 
 
 @pytest.mark.parametrize(("args", "needle"), [

@@ -258,6 +258,8 @@ def test_train_and_translate_through_the_cli(tmp_path, capsys):
     assert {"loss", "val_loss", "masked_accuracy", "val_masked_accuracy"} <= set(summary["history"])
     assert 0 <= summary["test_bleu"] <= 100 and 0 <= summary["test_chrf"] <= 100
     assert "tok:13a" in summary["test_bleu_signature"]
+    assert summary["test_bleu_uncased"] >= summary["test_bleu"]  # case can only cost matches
+    assert "case:lc" in summary["test_bleu_uncased_signature"]
     assert summary["test_sentences_decoded"] == 8
     assert (run_dir / "vocab" / "tokenizer.json").is_file()
     triples = (run_dir / "test_translations.tsv").read_text(encoding="utf-8").splitlines()
