@@ -119,7 +119,11 @@ def test_median_pruning_with_a_chief_and_two_workers(tmp_path):
     records = [json.loads(p.read_text()) for p in (search_dir / "results").glob("trial_*.json")]
     by_rate = {r["hyperparameters"]["learning_rate"]: r for r in records}
     assert set(by_rate) == {0.1, 0.05, 1e-9}
-    assert {r["tuner_id"] for r in records} == {"tuner0", "tuner1"}
+    # Workers train, the chief does not. Which worker takes which trial is a race (a trial
+    # is under a second, about the workers' start-up skew): one may take all three, and
+    # its pruning decision still goes through the chief's oracle. That both workers train
+    # is tested in test_tuning_processes.
+    assert {r["tuner_id"] for r in records} <= {"tuner0", "tuner1"}
     # The planted rate starts once a worker is free, when both others reported epoch 1.
     assert by_rate[1e-9]["status"] == "pruned" and by_rate[1e-9]["pruned_epoch"] == 1
     assert by_rate[0.1]["status"] == "completed" and by_rate[0.1]["epochs_run"] == 3
