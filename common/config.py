@@ -46,7 +46,7 @@ def help_field(default: Any = dataclasses.MISSING, help: str = "", **kwargs):
 
 
 def _field_default(cls: type, name: str) -> Any:
-    return {field_.name: field_.default for field_ in dataclasses.fields(cls)}[name]
+    return cls.__dataclass_fields__[name].default
 
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
@@ -230,14 +230,13 @@ class TrainConfig:
             )
         if self.weight_averaging and self.optimizer.startswith("schedule_free"):
             if self.weight_averaging == _field_default(type(self), "weight_averaging"):
-                # A domain's default average yields to the optimizer's own; a rate the
-                # user chose does not, below.
+                # A domain's default average yields to the optimizer's own average.
                 object.__setattr__(self, "weight_averaging", 0.0)
-        if self.weight_averaging and self.optimizer.startswith("schedule_free"):
-            raise ValueError(
-                f"weight_averaging and optimizer={self.optimizer!r}: a schedule-free "
-                "optimizer already evaluates an average of its iterates; drop one of them."
-            )
+            else:
+                raise ValueError(
+                    f"weight_averaging and optimizer={self.optimizer!r}: a schedule-free "
+                    "optimizer already evaluates an average of its iterates; drop one of them."
+                )
         for name in ("early_stopping", "log_lr_every", "monitor_every", "sharpness_every"):
             value = getattr(self, name)
             if value < 0:

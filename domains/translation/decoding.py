@@ -140,14 +140,12 @@ def translate_from_run(
 
 def read_sentence_file(path: Path, flag: str) -> list[str]:
     """One sentence a line (UTF-8); refuses a missing file and empty lines by name."""
+    from domains.translation.data import read_lines
+
     if not path.is_file():
         raise UserError(f"{flag} {path}: file not found. Give a text file with one "
                         "sentence a line.")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        raise UserError(f"{flag} {path}: not UTF-8 text ({error.reason} at byte "
-                        f"{error.start}). Save it as UTF-8, one sentence a line.") from None
+    lines = read_lines(path)
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             raise UserError(f"{flag} {path}: line {number} is empty. Give one sentence "
